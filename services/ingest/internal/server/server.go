@@ -1,0 +1,164 @@
+// Package server implements the gRPC IngestService over the same parser,
+// key map and publisher as the HTTP Tracking API.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+
+	eventv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/event/v1"
+	ingestv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/ingest/v1"
+	"github.com/switchyardhq/switchyard/services/ingest/internal/httpapi"
+	"github.com/switchyardhq/switchyard/services/ingest/internal/tracking"
+	"github.com/switchyardhq/switchyard/services/internal/platform/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Server implements ingestv1.IngestServiceServer.
+type Server struct {
+	ingestv1.UnimplementedIngestServiceServer
+	Keys      *httpapi.Keys
+	Parser    *tracking.Parser
+	Publisher httpapi.Publisher
+	Logger    *slog.Logger
+}
+
+func (s *Server) resolve(writeKey string) (httpapi.SourceRef, error) {
+	if writeKey == "" {
+		return httpapi.SourceRef{}, status.Error(codes.Unauthenticated, "INGEST_MISSING_WRITE_KEY", "write_key is required", nil)
+	}
+	ref, ok := s.Keys.Lookup(writeKey)
+	if !ok {
+		return ref, status.Error(codes.Unauthenticated, "INGEST_INVALID_WRITE_KEY", "unknown write key", nil)
+	}
+	if !ref.Enabled {
+		return ref, status.Error(codes.PermissionDenied, "INGEST_SOURCE_DISABLED", "the source of this write key is disabled", nil)
+	}
+	return ref, nil
+}
+
+// toObject renders a typed event as the Segment JSON object the parser takes.
+func toObject(ev *eventv1.Event, typ string) (map[string]any, error) {
+	b, err := protojson.MarshalOptions{UseProtoNames: false}.Marshal(ev)
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var obj map[string]any
+	if err := d.Decode(&obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		obj = map[string]any{}
+	}
+	if typ == "" {
+		typ = strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"))
+	}
+	obj["type"] = typ
+	return obj, nil
+}
+
+func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, typ string) (string, error) {
+	ref, err := s.resolve(writeKey)
+	if err != nil {
+		return "", err
+	}
+	obj, err := toObject(ev, typ)
+	if err != nil {
+		return "", status.InvalidField("INGEST_INVALID_EVENT", "event", err.Error())
+	}
+	out, rej := s.Parser.ParseObject(obj)
+	if rej != nil {
+		return "", status.InvalidField("INGEST_"+strings.ToUpper(rej.Code), "event", rej.Message)
+	}
+	if err := s.store(ctx, ref, []tracking.Event{out}); err != nil {
+		return "", err
+	}
+	return out.MessageID, nil
+}
+
+func (s *Server) store(ctx context.Context, ref httpapi.SourceRef, evs []tracking.Event) error {
+	if err := s.Publisher.Publish(ctx, ref.WorkspaceID, ref.SourceID, evs); err != nil {
+		s.Logger.Error("ingest: store events", "source", ref.SourceID, "err", err)
+		return status.Error(codes.Unavailable, "INGEST_STORE_UNAVAILABLE", "events were not stored; retry", nil)
+	}
+	return nil
+}
+
+// Identify implements the RPC.
+func (s *Server) Identify(ctx context.Context, r *ingestv1.IdentifyRequest) (*ingestv1.IdentifyResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "identify")
+	return &ingestv1.IdentifyResponse{MessageId: id}, err
+}
+
+// Track implements the RPC.
+func (s *Server) Track(ctx context.Context, r *ingestv1.TrackRequest) (*ingestv1.TrackResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "track")
+	return &ingestv1.TrackResponse{MessageId: id}, err
+}
+
+// Page implements the RPC.
+func (s *Server) Page(ctx context.Context, r *ingestv1.PageRequest) (*ingestv1.PageResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "page")
+	return &ingestv1.PageResponse{MessageId: id}, err
+}
+
+// Screen implements the RPC.
+func (s *Server) Screen(ctx context.Context, r *ingestv1.ScreenRequest) (*ingestv1.ScreenResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "screen")
+	return &ingestv1.ScreenResponse{MessageId: id}, err
+}
+
+// Group implements the RPC.
+func (s *Server) Group(ctx context.Context, r *ingestv1.GroupRequest) (*ingestv1.GroupResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "group")
+	return &ingestv1.GroupResponse{MessageId: id}, err
+}
+
+// Alias implements the RPC.
+func (s *Server) Alias(ctx context.Context, r *ingestv1.AliasRequest) (*ingestv1.AliasResponse, error) {
+	id, err := s.one(ctx, r.GetWriteKey(), r.GetEvent(), "alias")
+	return &ingestv1.AliasResponse{MessageId: id}, err
+}
+
+// Batch implements the RPC: valid events are stored, invalid ones listed.
+func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1.BatchResponse, error) {
+	ref, err := s.resolve(r.GetWriteKey())
+	if err != nil {
+		return nil, err
+	}
+	if len(r.GetEvents()) > tracking.MaxBatchEvents {
+		return nil, status.InvalidField("INGEST_BATCH_TOO_MANY_EVENTS", "events", "at most 2500 events per batch")
+	}
+	resp := &ingestv1.BatchResponse{}
+	var evs []tracking.Event
+	for i, ev := range r.GetEvents() {
+		obj, err := toObject(ev, "")
+		var rej *tracking.Rejection
+		var out tracking.Event
+		if err == nil {
+			out, rej = s.Parser.ParseObject(obj)
+		} else {
+			rej = &tracking.Rejection{Code: "invalid_event", Message: err.Error()}
+		}
+		if rej != nil {
+			resp.Rejected = append(resp.Rejected, &ingestv1.Rejection{Index: int32(i), Code: rej.Code, Message: rej.Message})
+			continue
+		}
+		evs = append(evs, out)
+		resp.MessageIds = append(resp.MessageIds, out.MessageID)
+	}
+	if len(evs) > 0 {
+		if err := s.store(ctx, ref, evs); err != nil {
+			return nil, err
+		}
+	}
+	resp.Accepted = int32(len(evs))
+	return resp, nil
+}
+

@@ -1,0 +1,401 @@
+// Package tracking parses, validates and enriches Segment Tracking API
+// payloads. It knows nothing about HTTP, gRPC or JetStream: callers hand it
+// bytes and get back canonical events or precise rejections.
+package tracking
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits from the Segment Tracking API (segment-compat.md §1.5).
+const (
+	MaxEventBytes   = 32 * 1024
+	MaxRequestBytes = 500 * 1024
+	MaxBatchEvents  = 2500
+	MaxMessageIDLen = 100
+)
+
+// RequestError is a request-level failure (HTTP 400): Code is a stable rule
+// name, Message says what was wrong.
+type RequestError struct {
+	Code    string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+
+// Rejection is one invalid event of a request.
+type Rejection struct {
+	Index   int    `json:"index"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (r Rejection) Error() string { return r.Code + ": " + r.Message }
+
+// Event is one accepted, enriched event.
+type Event struct {
+	Type      string
+	MessageID string
+	// JSON is the canonical JSON of the enriched event, as stored on EVENTS.
+	JSON []byte
+}
+
+// Request is a parsed Tracking API request.
+type Request struct {
+	// WriteKey is the body's writeKey ("" when absent).
+	WriteKey string
+	Events   []Event
+	Rejected []Rejection
+}
+
+// KnownTypes are the accepted event types. Types are matched exactly in
+// lower case, as every Segment library sends them; "Track" is rejected.
+var KnownTypes = map[string]bool{"identify": true, "track": true, "page": true, "screen": true, "group": true, "alias": true}
+
+// Parser turns request bodies into events.
+type Parser struct {
+	// Now is the server clock (receivedAt).
+	Now func() time.Time
+	// NewID makes a messageId for events without one.
+	NewID func() string
+}
+
+// NewParser returns a parser with the real clock and random ids.
+func NewParser() *Parser { return &Parser{Now: time.Now, NewID: RandomID} }
+
+// RandomID returns a random UUIDv4-formatted id.
+func RandomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// ParseSingle parses the body of a single-event call (/v1/track etc.).
+// pathType is the type implied by the path; the body's own type, when
+// present, must agree. An invalid event is a RequestError.
+func (p *Parser) ParseSingle(body []byte, pathType string) (*Request, error) {
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
+	if len(body) > MaxEventBytes {
+		return nil, &RequestError{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d (Exceed payload limit)", len(body), MaxEventBytes)}
+	}
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	if t, ok := obj["type"]; !ok || t == "" {
+		obj["type"] = pathType
+	}
+	if t, _ := obj["type"].(string); t != pathType {
+		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %q does not match the %s endpoint", obj["type"], pathType)}
+	}
+	req := &Request{WriteKey: stringField(obj, "writeKey")}
+	delete(obj, "writeKey")
+	ev, rej := p.enrich(obj, nil, p.Now().UTC())
+	if rej != nil {
+		return nil, &RequestError{Code: rej.Code, Message: rej.Message}
+	}
+	req.Events = []Event{ev}
+	return req, nil
+}
+
+// ParseBatch parses a /v1/batch body: valid items are accepted, invalid
+// ones are listed in Rejected with their index.
+func (p *Parser) ParseBatch(body []byte) (*Request, error) {
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
+	var top struct {
+		Batch        []json.RawMessage `json:"batch"`
+		WriteKey     any               `json:"writeKey"`
+		SentAt       any               `json:"sentAt"`
+		Context      json.RawMessage   `json:"context"`
+		Integrations json.RawMessage   `json:"integrations"`
+	}
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, &RequestError{Code: "invalid_json", Message: "body is not a JSON object with a batch array: " + err.Error()}
+	}
+	if top.Batch == nil {
+		return nil, &RequestError{Code: "missing_batch", Message: "body has no batch array"}
+	}
+	if len(top.Batch) > MaxBatchEvents {
+		return nil, &RequestError{Code: "batch_too_many_events", Message: fmt.Sprintf("batch has %d events; the limit is %d", len(top.Batch), MaxBatchEvents)}
+	}
+	shared := map[string]any{}
+	for name, raw := range map[string]json.RawMessage{"context": top.Context, "integrations": top.Integrations} {
+		if len(raw) == 0 || string(raw) == "null" {
+			continue
+		}
+		v, err := decodeObject(raw)
+		if err != nil {
+			return nil, &RequestError{Code: "invalid_" + name, Message: "top-level " + name + " must be an object"}
+		}
+		shared[name] = v
+	}
+	if top.SentAt != nil {
+		shared["sentAt"] = top.SentAt
+	}
+	req := &Request{}
+	req.WriteKey, _ = top.WriteKey.(string)
+	now := p.Now().UTC()
+	for i, raw := range top.Batch {
+		if len(raw) > MaxEventBytes {
+			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), MaxEventBytes)})
+			continue
+		}
+		obj, err := decodeObject(raw)
+		if err != nil {
+			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object"})
+			continue
+		}
+		ev, rej := p.enrich(obj, shared, now)
+		if rej != nil {
+			rej.Index = i
+			req.Rejected = append(req.Rejected, *rej)
+			continue
+		}
+		req.Events = append(req.Events, ev)
+	}
+	return req, nil
+}
+
+// ParseObject validates and enriches one already-decoded event (gRPC path).
+func (p *Parser) ParseObject(obj map[string]any) (Event, *Rejection) {
+	return p.enrich(obj, nil, p.Now().UTC())
+}
+
+// checkBody applies the request-level rules: size and encoding. The one
+// rule for text: a body must be valid UTF-8 (else 400 invalid_utf8), and
+// NUL characters are removed from every string before anything is stored,
+// because PostgreSQL text cannot hold them.
+func checkBody(body []byte) error {
+	if len(body) > MaxRequestBytes {
+		return &RequestError{Code: "request_too_large", Message: fmt.Sprintf("request is %d bytes; the limit is %d", len(body), MaxRequestBytes)}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &RequestError{Code: "invalid_json", Message: "body is empty"}
+	}
+	if !utf8.Valid(body) {
+		return &RequestError{Code: "invalid_utf8", Message: "body is not valid UTF-8"}
+	}
+	return nil
+}
+
+func decodeObject(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var obj map[string]any
+	if err := d.Decode(&obj); err != nil {
+		return nil, &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + err.Error()}
+	}
+	if obj == nil {
+		return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object"}
+	}
+	if d.More() {
+		return nil, &RequestError{Code: "invalid_json", Message: "body has data after the JSON object"}
+	}
+	return obj, nil
+}
+
+func stringField(obj map[string]any, k string) string {
+	s, _ := obj[k].(string)
+	return s
+}
+
+// TimeFormat is how Ingest writes timestamps: ISO-8601 UTC with milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// enrich validates obj and adds the server-set fields. shared holds a
+// batch's top-level context, integrations and sentAt.
+func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time) (Event, *Rejection) {
+	typ, _ := obj["type"].(string)
+	if !KnownTypes[typ] {
+		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %q is not one of identify, track, page, screen, group, alias", obj["type"])}
+	}
+	for _, k := range []string{"userId", "anonymousId", "groupId", "previousId"} {
+		if err := normalizeID(obj, k); err != nil {
+			return Event{}, err
+		}
+	}
+	if obj["userId"] == nil && obj["anonymousId"] == nil {
+		return Event{}, &Rejection{Code: "missing_user_id", Message: "userId or anonymousId is required"}
+	}
+	switch typ {
+	case "track":
+		ev, ok := obj["event"].(string)
+		if !ok || strings.TrimSpace(ev) == "" {
+			return Event{}, &Rejection{Code: "missing_event", Message: "track needs a non-blank event name"}
+		}
+	case "group":
+		if obj["groupId"] == nil {
+			return Event{}, &Rejection{Code: "missing_group_id", Message: "group needs groupId"}
+		}
+	case "alias":
+		if obj["previousId"] == nil || obj["userId"] == nil {
+			return Event{}, &Rejection{Code: "missing_previous_id", Message: "alias needs previousId and userId"}
+		}
+	}
+	for _, k := range []string{"properties", "traits", "context", "integrations"} {
+		if v, ok := obj[k]; ok && v != nil {
+			if _, isObj := v.(map[string]any); !isObj {
+				return Event{}, &Rejection{Code: "invalid_" + strings.ToLower(k), Message: k + " must be an object"}
+			}
+		}
+	}
+	for k, v := range shared {
+		switch k {
+		case "context", "integrations":
+			mergeObject(obj, k, v.(map[string]any))
+		default:
+			if _, ok := obj[k]; !ok {
+				obj[k] = v
+			}
+		}
+	}
+	id, ok := obj["messageId"]
+	switch {
+	case !ok || id == nil || id == "":
+		obj["messageId"] = p.NewID()
+	default:
+		s, isStr := id.(string)
+		if n, isNum := id.(json.Number); isNum {
+			s, isStr = n.String(), true
+		}
+		if !isStr {
+			return Event{}, &Rejection{Code: "invalid_message_id", Message: "messageId must be a string"}
+		}
+		if utf8.RuneCountInString(s) > MaxMessageIDLen {
+			return Event{}, &Rejection{Code: "message_id_too_long", Message: fmt.Sprintf("messageId has %d characters; the limit is %d", utf8.RuneCountInString(s), MaxMessageIDLen)}
+		}
+		obj["messageId"] = s
+	}
+	setTimestamps(obj, now)
+	stripNUL(obj)
+	b, err := marshal(obj)
+	if err != nil {
+		return Event{}, &Rejection{Code: "invalid_event", Message: err.Error()}
+	}
+	return Event{Type: typ, MessageID: obj["messageId"].(string), JSON: b}, nil
+}
+
+// normalizeID makes an id field a string: numbers keep their exact text,
+// empty strings count as absent, objects, arrays and booleans are rejected.
+func normalizeID(obj map[string]any, k string) *Rejection {
+	v, ok := obj[k]
+	if !ok || v == nil {
+		delete(obj, k)
+		return nil
+	}
+	switch t := v.(type) {
+	case string:
+		if strings.TrimSpace(t) == "" {
+			delete(obj, k)
+		}
+	case json.Number:
+		obj[k] = t.String()
+	default:
+		return &Rejection{Code: "invalid_" + strings.ToLower(k[:1]) + k[1:], Message: k + " must be a string or a number"}
+	}
+	return nil
+}
+
+// mergeObject merges a batch's shared object under obj[k]; the event's own
+// keys win.
+func mergeObject(obj map[string]any, k string, shared map[string]any) {
+	own, _ := obj[k].(map[string]any)
+	merged := make(map[string]any, len(shared)+len(own))
+	for sk, sv := range shared {
+		merged[sk] = sv
+	}
+	for ok, ov := range own {
+		merged[ok] = ov
+	}
+	obj[k] = merged
+}
+
+func parseTime(v any) (time.Time, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
+
+// setTimestamps applies Segment's rule: receivedAt is the server clock;
+// originalTimestamp is the client's timestamp as sent; when the client sent
+// both timestamp and sentAt, timestamp = receivedAt - (sentAt - timestamp),
+// correcting device clock skew; without a sentAt a given timestamp is kept
+// (historical imports); without a timestamp it is receivedAt.
+func setTimestamps(obj map[string]any, now time.Time) {
+	obj["receivedAt"] = now.Format(TimeFormat)
+	ts, hasTS := parseTime(obj["timestamp"])
+	sent, hasSent := parseTime(obj["sentAt"])
+	switch {
+	case hasTS && hasSent:
+		obj["originalTimestamp"] = obj["timestamp"]
+		obj["timestamp"] = now.Add(-sent.Sub(ts)).UTC().Format(TimeFormat)
+	case hasTS:
+		obj["originalTimestamp"] = obj["timestamp"]
+		obj["timestamp"] = ts.UTC().Format(TimeFormat)
+	default:
+		if v, ok := obj["timestamp"]; ok && v != nil {
+			// An unparseable timestamp is kept as originalTimestamp for audit.
+			obj["originalTimestamp"] = v
+		}
+		obj["timestamp"] = now.Format(TimeFormat)
+	}
+}
+
+// stripNUL removes U+0000 from every string and key, in place.
+func stripNUL(v any) any {
+	switch t := v.(type) {
+	case string:
+		if strings.IndexByte(t, 0) >= 0 {
+			return strings.ReplaceAll(t, "\x00", "")
+		}
+		return t
+	case map[string]any:
+		for k, x := range t {
+			nv := stripNUL(x)
+			if strings.IndexByte(k, 0) >= 0 {
+				delete(t, k)
+				t[strings.ReplaceAll(k, "\x00", "")] = nv
+			} else {
+				t[k] = nv
+			}
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = stripNUL(x)
+		}
+		return t
+	}
+	return v
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, errors.New("event cannot be encoded as JSON")
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

@@ -1,0 +1,107 @@
+package jetstream
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Header names set by Publish. Consumers route on them without parsing the
+// body.
+const (
+	// HeaderMsgID is JetStream's de-duplication id (within the stream's
+	// duplicate window).
+	HeaderMsgID = natsjs.MsgIDHeader
+	// HeaderWorkspace carries the workspace id.
+	HeaderWorkspace = "Switchyard-Workspace"
+	// HeaderSource carries the source id.
+	HeaderSource = "Switchyard-Source"
+	// HeaderEventType carries the event type (track, identify, …).
+	HeaderEventType = "Switchyard-Event-Type"
+	// HeaderMessageID carries the event's messageId.
+	HeaderMessageID = "Switchyard-Message-Id"
+)
+
+// Headers are the routing headers of a Switchyard message.
+type Headers struct {
+	// MsgID is the event's messageId: both Nats-Msg-Id and
+	// Switchyard-Message-Id.
+	MsgID string
+	// Workspace is the workspace id.
+	Workspace string
+	// Source is the source id.
+	Source string
+	// EventType is the event type.
+	EventType string
+}
+
+// HeadersOf reads the routing headers of a received message.
+func HeadersOf(msg natsjs.Msg) Headers {
+	h := msg.Headers()
+	id := h.Get(HeaderMessageID)
+	if id == "" {
+		id = h.Get(HeaderMsgID)
+	}
+	return Headers{
+		MsgID:     id,
+		Workspace: h.Get(HeaderWorkspace),
+		Source:    h.Get(HeaderSource),
+		EventType: h.Get(HeaderEventType),
+	}
+}
+
+// apply sets the non-empty routing headers on hdr.
+func (h Headers) apply(hdr nats.Header) {
+	set := func(k, v string) {
+		if v != "" {
+			hdr.Set(k, v)
+		}
+	}
+	set(HeaderMsgID, h.MsgID)
+	set(HeaderMessageID, h.MsgID)
+	set(HeaderWorkspace, h.Workspace)
+	set(HeaderSource, h.Source)
+	set(HeaderEventType, h.EventType)
+}
+
+// HeaderCarrier adapts nats.Header to the OpenTelemetry TextMapCarrier so
+// trace context (traceparent, tracestate, baggage) travels in message
+// headers. Keys are used as given (the W3C propagators use lowercase).
+type HeaderCarrier nats.Header
+
+var _ propagation.TextMapCarrier = HeaderCarrier(nil)
+
+// Get returns the first value of key, or "".
+func (c HeaderCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+
+// Set replaces the values of key with value.
+func (c HeaderCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+
+// Keys lists the header names.
+func (c HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// InjectContext writes ctx's trace context into hdr with the global
+// propagator.
+func InjectContext(ctx context.Context, hdr nats.Header) {
+	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(hdr))
+}
+
+// ExtractContext returns ctx with the trace context carried by msg's
+// headers (global propagator), so work done for the message continues the
+// publisher's trace.
+func ExtractContext(ctx context.Context, msg natsjs.Msg) context.Context {
+	h := msg.Headers()
+	if h == nil {
+		return ctx
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier(h))
+}

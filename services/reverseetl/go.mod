@@ -1,0 +1,3 @@
+module github.com/switchyardhq/switchyard/services/reverseetl
+
+go 1.26
