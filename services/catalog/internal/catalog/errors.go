@@ -24,7 +24,9 @@ type NotFoundError struct {
 	ID   string
 }
 
-func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not found", e.Kind.singular(), e.ID) }
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s %q not found", e.Kind.singular(), e.ID)
+}
 
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }

@@ -161,4 +161,3 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 	resp.Accepted = int32(len(evs))
 	return resp, nil
 }
-

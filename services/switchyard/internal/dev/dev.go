@@ -208,7 +208,6 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return r.Run(ctx, cfg.ShutdownTimeout)
 }
 
-
 // bootstrap makes sure the first workspace exists and, on the first start,
 // writes bootstrap.json (mode 0600) and prints it.
 func bootstrap(ctx context.Context, client catalogv1.CatalogServiceClient, cfg Config, stdout io.Writer, logger *slog.Logger) (Bootstrap, error) {
