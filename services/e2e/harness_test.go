@@ -650,6 +650,7 @@ type webhookRequest struct {
 	MessageID string         // body.messageId; empty when the body was not a JSON object with one
 	Body      map[string]any // decoded body, numbers as json.Number
 	Raw       []byte
+	Header    http.Header
 	Status    int // the status the receiver answered
 }
 
@@ -679,7 +680,7 @@ func (r *webhookReceiver) URL() string { return r.srv.URL + "/hook" }
 
 func (r *webhookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	raw, _ := io.ReadAll(req.Body)
-	rec := webhookRequest{Method: req.Method, Raw: raw}
+	rec := webhookRequest{Method: req.Method, Raw: raw, Header: req.Header.Clone()}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(&rec.Body); err == nil {
