@@ -12,6 +12,7 @@ TOOLS := buf protoc-gen-go protoc-gen-go-grpc protoc-gen-grpc-gateway protoc-gen
 TEST_TIMEOUT ?= 12m
 DATA_DIR ?= .switchyard
 RUN_FLAGS ?=
+LOADGEN_FLAGS ?=
 
 .PHONY: help
 help: ## Show this help.
@@ -33,10 +34,12 @@ test-deps: ## Install what the tests need: Go modules and the npm packages of th
 
 .PHONY: test
 test: test-deps ## Run every module's tests, the end-to-end ones included.
+	failed=""; \
 	for m in $(MODULES); do \
 		echo "== $$m"; \
-		(cd $$m && go test -count=1 -timeout $(TEST_TIMEOUT) ./...); \
-	done
+		(cd $$m && go test -count=1 -timeout $(TEST_TIMEOUT) ./...) || failed="$$failed $$m"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 .PHONY: tools
 tools: $(addprefix $(TOOLS_BIN)/,$(TOOLS)) ## Build the pinned code generators into bin/tools.
@@ -75,3 +78,19 @@ bench: ## Run the Go benchmarks.
 .PHONY: tidy
 tidy: ## go mod tidy in every module.
 	for m in $(MODULES) tools; do (cd $$m && GOWORK=$$( [ $$m = tools ] && echo off || echo '' ) go mod tidy); done
+
+.PHONY: bench-retl
+bench-retl: ## Time and peak Go heap of a Reverse ETL diff: 1,000,000-row model, 1% changed, on DuckDB and Postgres.
+	cd services/reverseetl && go test -count=1 -run '^$$' -bench BenchmarkDiffMillion -benchtime 1x -timeout 20m ./internal/diff/
+
+.PHONY: bench-ingest
+bench-ingest: build ## Load-test the Tracking API (tools/loadgen): events/s, p50/p99, errors, peak RSS. LOADGEN_FLAGS=… to tune.
+	GOWORK=off go -C tools run ./loadgen -bin $(CURDIR)/bin/switchyard $(LOADGEN_FLAGS)
+
+.PHONY: bench-delivery
+bench-delivery: ## Delivery to a local webhook: events/s batched (100/request) and unbatched, p50/p99 publish-to-webhook at 1,000 events/s.
+	cd services/delivery && go test -count=1 -run '^$$' -bench 'BenchmarkDelivery' -benchtime 1x -timeout 10m ./internal/dispatch/
+
+.PHONY: bench-warehouse
+bench-warehouse: ## Warehouse load rows/s (DuckDB, PostgreSQL, ratio to plain COPY) and time-to-visible at 10k events/s.
+	cd services/warehouse && go run ./cmd/benchwarehouse $${BENCH_WAREHOUSE_FLAGS:-}

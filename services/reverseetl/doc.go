@@ -1,5 +1,5 @@
-// Package reverseetl will hold the Reverse ETL service: SQL models over a
-// warehouse, diffed on a schedule, with the changed rows sent to
-// destinations. Only its contract exists so far
-// (proto/switchyard/reverseetl/v1); its own issue builds the service.
+// Package reverseetl is the Reverse ETL service: SQL models over a
+// warehouse, diffed inside the warehouse on a schedule, with the changed
+// records published to the RETL stream for Delivery. See README.md; the
+// service is assembled in app, the diffing lives in internal/diff.
 package reverseetl

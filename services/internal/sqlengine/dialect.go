@@ -12,7 +12,11 @@ func quoteDouble(name string) string {
 
 // duckDialect is DuckDB's dialect. Timestamps are stored as TIMESTAMP holding UTC, which reads
 // back as a UTC time.Time without needing the ICU extension.
-type duckDialect struct{}
+//
+// catalog, when set, is the database's catalog name (the file name without extension): names are
+// then qualified with it, because DuckDB cannot tell a schema from a catalog of the same name
+// ("warehouse.duckdb" holding a schema "warehouse").
+type duckDialect struct{ catalog string }
 
 // DuckDBDialect returns the DuckDB dialect.
 func DuckDBDialect() Dialect { return duckDialect{} }

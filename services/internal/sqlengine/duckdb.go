@@ -19,16 +19,18 @@ var duckRegistry = struct {
 }{open: map[string]*sharedDuck{}}
 
 type sharedDuck struct {
-	db   *sql.DB
-	refs int
+	db      *sql.DB
+	catalog string
+	refs    int
 }
 
 // duckEngine is one handle on a shared DuckDB instance.
 type duckEngine struct {
-	path string
-	db   *sql.DB
-	once sync.Once
-	err  error
+	path    string
+	db      *sql.DB
+	catalog string
+	once    sync.Once
+	err     error
 }
 
 // OpenDuckDB opens the DuckDB database file at path, creating it if needed. Calls for the same file
@@ -43,7 +45,7 @@ func OpenDuckDB(path string) (Engine, error) {
 	defer duckRegistry.Unlock()
 	if s, ok := duckRegistry.open[abs]; ok {
 		s.refs++
-		return &duckEngine{path: abs, db: s.db}, nil
+		return &duckEngine{path: abs, db: s.db, catalog: s.catalog}, nil
 	}
 	db, err := sql.Open("duckdb", abs)
 	if err != nil {
@@ -53,11 +55,16 @@ func OpenDuckDB(path string) (Engine, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open duckdb %q: %w", abs, err)
 	}
-	duckRegistry.open[abs] = &sharedDuck{db: db, refs: 1}
-	return &duckEngine{path: abs, db: db}, nil
+	var catalog string
+	if err := db.QueryRow("SELECT current_database()").Scan(&catalog); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open duckdb %q: read catalog name: %w", abs, err)
+	}
+	duckRegistry.open[abs] = &sharedDuck{db: db, catalog: catalog, refs: 1}
+	return &duckEngine{path: abs, db: db, catalog: catalog}, nil
 }
 
-func (e *duckEngine) Dialect() Dialect { return DuckDBDialect() }
+func (e *duckEngine) Dialect() Dialect { return duckDialect{catalog: e.catalog} }
 func (e *duckEngine) DB() *sql.DB      { return e.db }
 
 func (e *duckEngine) Close() error {

@@ -66,7 +66,20 @@ type Dialect interface {
 	Placeholder(n int) string
 }
 
-// QualifiedName quotes schema and table and joins them with a dot.
+// QualifiedName quotes schema and table and joins them with a dot. For an open DuckDB engine's
+// dialect the catalog is prepended, so a schema named like the database file is never ambiguous.
 func QualifiedName(d Dialect, schema, table string) string {
+	if dd, ok := d.(duckDialect); ok && dd.catalog != "" {
+		return d.QuoteIdent(dd.catalog) + "." + d.QuoteIdent(schema) + "." + d.QuoteIdent(table)
+	}
 	return d.QuoteIdent(schema) + "." + d.QuoteIdent(table)
+}
+
+// QualifiedSchema quotes a schema name, prefixed with the catalog for an open DuckDB engine (see
+// QualifiedName).
+func QualifiedSchema(d Dialect, schema string) string {
+	if dd, ok := d.(duckDialect); ok && dd.catalog != "" {
+		return d.QuoteIdent(dd.catalog) + "." + d.QuoteIdent(schema)
+	}
+	return d.QuoteIdent(schema)
 }

@@ -36,7 +36,8 @@ func (c *Catalog) Bootstrap(ctx context.Context, req *catalogv1.BootstrapWorkspa
 	if token == "" {
 		token = "sy_" + NewSecret(40)
 	}
-	principal := &catalogv1.Principal{WorkspaceId: ws.Id, UserId: owner.Id, Role: catalogv1.Role_ROLE_OWNER, TokenId: NewID("tok")}
+	principal := &catalogv1.Principal{WorkspaceId: ws.Id, UserId: owner.Id, Role: catalogv1.Role_ROLE_OWNER, TokenId: NewID("tok"),
+		Name: "admin (bootstrap)", CreatedAt: now, CreatedBy: owner.Id, Hint: hint(token)}
 	// The workspace goes last: its presence is what marks bootstrap as done.
 	if err := c.create(ctx, KindUser, owner.Id, owner); err != nil {
 		return nil, fmt.Errorf("store owner: %w", err)
@@ -61,12 +62,19 @@ func (c *Catalog) Bootstrap(ctx context.Context, req *catalogv1.BootstrapWorkspa
 		SourceIds:   []string{src.Id},
 		Enabled:     true,
 		CreatedAt:   now,
+		CreatedBy:   owner.Id,
+		UpdatedAt:   now,
 	}
 	if err := c.create(ctx, KindWarehouse, wh.Id, wh); err != nil {
 		return nil, fmt.Errorf("store warehouse: %w", err)
 	}
+	// The warehouse counts as the source's destination for the lifecycle.
+	c.refreshActivity(ctx, ws.Id, src.Id)
 	if err := c.create(ctx, KindWorkspace, ws.Id, ws); err != nil {
 		return nil, fmt.Errorf("store workspace: %w", err)
+	}
+	if e, ok := c.get(KindSource, src.Id); ok {
+		src = c.sourceOut(nil, e.msg.(*catalogv1.Source), e.rev)
 	}
 	return &catalogv1.BootstrapWorkspaceResponse{Created: true, Workspace: ws, Owner: owner, AdminToken: token, Source: src, Warehouse: wh}, nil
 }
@@ -90,4 +98,30 @@ func (c *Catalog) existingBootstrap(ws *catalogv1.Workspace) (*catalogv1.Bootstr
 		resp.Warehouse = whs[0]
 	}
 	return resp, nil
+}
+
+// CreateWorkspace creates another workspace with its owner and an owner
+// token, returned once. There is no public RPC for it yet (one workspace per
+// install in dev mode); tests and install tooling call it.
+func (c *Catalog) CreateWorkspace(ctx context.Context, name, ownerEmail string) (*catalogv1.Workspace, string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return nil, "", invalid("name", "REQUIRED", "is required")
+	}
+	now := timestamppb.New(c.now())
+	ws := &catalogv1.Workspace{Id: NewID("ws"), Name: name, Slug: Slugify(name), CreatedAt: now}
+	owner := &catalogv1.User{Id: NewID("usr"), WorkspaceId: ws.Id, Email: ownerEmail, Name: "Owner", Role: catalogv1.Role_ROLE_OWNER, CreatedAt: now}
+	token := "sy_" + NewSecret(40)
+	principal := &catalogv1.Principal{WorkspaceId: ws.Id, UserId: owner.Id, Role: catalogv1.Role_ROLE_OWNER, TokenId: NewID("tok"),
+		Name: "owner", CreatedAt: now, CreatedBy: owner.Id, Hint: hint(token)}
+	if err := c.create(ctx, KindUser, owner.Id, owner); err != nil {
+		return nil, "", fmt.Errorf("store owner: %w", err)
+	}
+	if err := c.create(ctx, KindToken, TokenKey(token), principal); err != nil {
+		return nil, "", fmt.Errorf("store owner token: %w", err)
+	}
+	if err := c.create(ctx, KindWorkspace, ws.Id, ws); err != nil {
+		return nil, "", fmt.Errorf("store workspace: %w", err)
+	}
+	return ws, token, nil
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +18,6 @@ import (
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Catalog serves reads from an in-memory mirror of the Store and writes
@@ -42,12 +40,24 @@ type entry struct {
 	msg proto.Message
 }
 
+// Options tune a Catalog.
+type Options struct {
+	// Now is the clock (time.Now when nil); tests inject a fake one.
+	Now func() time.Time
+}
+
 // New returns a catalog over store; call Run to start mirroring it.
-func New(store Store, logger *slog.Logger) *Catalog {
+func New(store Store, logger *slog.Logger, opts ...Options) *Catalog {
+	now := time.Now
+	for _, o := range opts {
+		if o.Now != nil {
+			now = o.Now
+		}
+	}
 	c := &Catalog{
 		store:   store,
 		logger:  logger,
-		now:     time.Now,
+		now:     now,
 		entries: make(map[Kind]map[string]entry),
 		ready:   make(chan struct{}),
 		subs:    make(map[chan struct{}]struct{}),
@@ -102,6 +112,12 @@ func newMessage(k Kind) proto.Message {
 		return &catalogv1.Destination{}
 	case KindWarehouse:
 		return &catalogv1.Warehouse{}
+	case KindAudit:
+		return &catalogv1.AuditEvent{}
+	case KindView:
+		return &catalogv1.View{}
+	case KindIntegrationRequest:
+		return &catalogv1.IntegrationRequest{}
 	}
 	panic("unknown kind " + string(k))
 }
@@ -127,6 +143,9 @@ func (c *Catalog) applyLocked(k Kind, key string, rev uint64, value []byte, dele
 			return
 		}
 		c.entries[k][key] = entry{rev: rev, msg: msg}
+	}
+	if !configKinds[k] {
+		return
 	}
 	c.revision++
 	for s := range c.subs {
@@ -154,11 +173,71 @@ func (c *Catalog) Subscribe() (<-chan struct{}, func()) {
 var marshal = protojson.MarshalOptions{}
 
 func (c *Catalog) create(ctx context.Context, k Kind, key string, msg proto.Message) error {
-	b, err := marshal.Marshal(msg)
+	_, err := c.createRev(ctx, k, key, msg)
+	return err
+}
+
+// createRev stores a new key and returns its revision. Computed fields of msg
+// (those filled on read) are never stored.
+func (c *Catalog) createRev(ctx context.Context, k Kind, key string, msg proto.Message) (uint64, error) {
+	b, err := encode(msg)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", k.singular(), err)
+		return 0, fmt.Errorf("encode %s: %w", k.singular(), err)
 	}
 	rev, err := c.store.Create(ctx, k, key, b)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.applyLocked(k, key, rev, b, false)
+	c.mu.Unlock()
+	return rev, nil
+}
+
+// encode marshals msg for storage without its computed fields.
+func encode(msg proto.Message) ([]byte, error) {
+	stored := proto.Clone(msg)
+	stripComputed(stored)
+	return marshal.Marshal(stored)
+}
+
+// stripComputed clears the fields that are filled on read.
+func stripComputed(msg proto.Message) {
+	switch m := msg.(type) {
+	case *catalogv1.Source:
+		m.Revision, m.Destinations, m.CreatedByEmail, m.WarehouseIds = 0, nil, "", nil
+	case *catalogv1.Destination:
+		m.Revision, m.Source, m.CreatedByEmail = 0, nil, ""
+	case *catalogv1.Warehouse:
+		m.Revision = 0
+	case *catalogv1.User:
+		m.Revision = 0
+	case *catalogv1.View:
+		m.Revision = 0
+	}
+}
+
+// storeUpdate replaces key at revision rev (compare-and-set) and returns the
+// new revision.
+func (c *Catalog) storeUpdate(ctx context.Context, k Kind, key string, msg proto.Message, rev uint64) (uint64, error) {
+	b, err := encode(msg)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", k.singular(), err)
+	}
+	n, err := c.store.Update(ctx, k, key, b, rev)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.applyLocked(k, key, n, b, false)
+	c.mu.Unlock()
+	return n, nil
+}
+
+// refresh loads key's latest revision from the store into the mirror, for
+// when a compare-and-set found the mirror behind.
+func (c *Catalog) refresh(ctx context.Context, k Kind, key string) error {
+	b, rev, err := c.store.Get(ctx, k, key)
 	if err != nil {
 		return err
 	}
@@ -166,6 +245,64 @@ func (c *Catalog) create(ctx context.Context, k Kind, key string, msg proto.Mess
 	c.applyLocked(k, key, rev, b, false)
 	c.mu.Unlock()
 	return nil
+}
+
+// maxMergeAttempts bounds the server-side retries of a merged update; each
+// lost attempt means another writer won, so the loop always progresses.
+const maxMergeAttempts = 200
+
+// mutate is the one read-modify-write of the catalog. With expect != 0 the
+// write is conditional: it fails with a RevisionError unless the stored
+// revision is expect. With expect == 0 the change is a field merge: fn is
+// re-applied to the latest revision after every lost compare-and-set, so
+// concurrent writers never lose an update. fn must only change the clone it
+// is given and may be called several times.
+func mutate[T interface {
+	proto.Message
+	GetWorkspaceId() string
+}](ctx context.Context, c *Catalog, k Kind, ws, id string, expect uint64, fn func(T) error) (T, uint64, error) {
+	var zero T
+	if id == "" {
+		return zero, 0, invalid(k.singular()+"Id", "REQUIRED", "is required")
+	}
+	for attempt := 0; ; attempt++ {
+		e, ok := c.get(k, id)
+		if expect != 0 && (!ok || e.rev != expect) {
+			// The mirror may lag behind the store: the store decides.
+			if err := c.refresh(ctx, k, id); err != nil && !errors.Is(err, ErrNotFound) {
+				return zero, 0, err
+			}
+			e, ok = c.get(k, id)
+		}
+		if !ok || (ws != "" && e.msg.(T).GetWorkspaceId() != ws) {
+			return zero, 0, &NotFoundError{Kind: k, ID: id}
+		}
+		if expect != 0 && e.rev != expect {
+			return zero, 0, &RevisionError{Kind: k, ID: id, Want: expect, Current: e.rev}
+		}
+		v := proto.Clone(e.msg).(T)
+		if err := fn(v); err != nil {
+			return zero, 0, err
+		}
+		rev, err := c.storeUpdate(ctx, k, id, v, e.rev)
+		if err == nil {
+			return v, rev, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return zero, 0, err
+		}
+		if expect != 0 {
+			_ = c.refresh(ctx, k, id)
+			cur, _ := c.get(k, id)
+			return zero, 0, &RevisionError{Kind: k, ID: id, Want: expect, Current: cur.rev}
+		}
+		if attempt >= maxMergeAttempts {
+			return zero, 0, fmt.Errorf("update %s %q: %w after %d attempts", k.singular(), id, ErrConflict, attempt+1)
+		}
+		if err := c.refresh(ctx, k, id); err != nil {
+			return zero, 0, err
+		}
+	}
 }
 
 func (c *Catalog) remove(ctx context.Context, k Kind, key string, rev uint64) error {
@@ -235,15 +372,17 @@ func (c *Catalog) Authenticate(token string) (*catalogv1.Principal, error) {
 	if !ok {
 		return nil, ErrUnauthenticated
 	}
-	return proto.Clone(e.msg).(*catalogv1.Principal), nil
-}
-
-func canWrite(p *catalogv1.Principal) error {
-	switch p.GetRole() {
-	case catalogv1.Role_ROLE_OWNER, catalogv1.Role_ROLE_EDITOR:
-		return nil
+	pr := proto.Clone(e.msg).(*catalogv1.Principal)
+	// A token never has more rights than its user has now.
+	u, ok := c.get(KindUser, pr.GetUserId())
+	if !ok {
+		return nil, ErrUnauthenticated
 	}
-	return ErrPermissionDenied
+	if role := u.msg.(*catalogv1.User).GetRole(); rank(role) < rank(pr.GetRole()) {
+		pr.Role = role
+	}
+	pr.Hint = ""
+	return pr, nil
 }
 
 // Slugify turns a display name into a lower-case slug of letters, digits and
@@ -271,90 +410,4 @@ func Slugify(name string) string {
 		s = s[:63]
 	}
 	return s
-}
-
-// sortByCreation orders resources by creation time, then id, which is the
-// stable order pagination cursors rely on.
-func sortByCreation[T interface {
-	GetCreatedAt() *timestamppb.Timestamp
-	GetId() string
-}](items []T) {
-	sort.Slice(items, func(i, j int) bool {
-		a, b := items[i].GetCreatedAt().AsTime(), items[j].GetCreatedAt().AsTime()
-		if !a.Equal(b) {
-			return a.Before(b)
-		}
-		return items[i].GetId() < items[j].GetId()
-	})
-}
-
-// Page is one page of a list.
-type Page struct {
-	Count  int32
-	Cursor string
-}
-
-// PageInfo describes a returned page.
-type PageInfo struct {
-	Current string
-	Next    string
-	Total   int32
-}
-
-// paginate cuts a page out of items sorted by sortByCreation. The cursor is
-// the id of the last item of the previous page, so pages stay stable when
-// other items are created or deleted concurrently.
-func paginate[T interface {
-	GetCreatedAt() *timestamppb.Timestamp
-	GetId() string
-}](items []T, p Page) ([]T, PageInfo, error) {
-	count := int(p.Count)
-	switch {
-	case count == 0:
-		count = 50
-	case count < 0 || count > 200:
-		return nil, PageInfo{}, invalid("pagination.count", "PAGINATION_COUNT_RANGE", "must be between 1 and 200, got %d", count)
-	}
-	start := 0
-	if p.Cursor != "" {
-		after, err := decodeCursor(p.Cursor)
-		if err != nil {
-			return nil, PageInfo{}, invalid("pagination.cursor", "PAGINATION_CURSOR_INVALID", "is not a cursor this API returned")
-		}
-		start = sort.Search(len(items), func(i int) bool {
-			t := items[i].GetCreatedAt().AsTime()
-			return t.After(after.t) || (t.Equal(after.t) && items[i].GetId() > after.id)
-		})
-	}
-	end := min(start+count, len(items))
-	info := PageInfo{Current: p.Cursor, Total: int32(len(items))}
-	if end < len(items) && end > 0 {
-		info.Next = encodeCursor(items[end-1].GetCreatedAt().AsTime(), items[end-1].GetId())
-	}
-	return items[start:end], info, nil
-}
-
-type cursor struct {
-	t  time.Time
-	id string
-}
-
-func encodeCursor(t time.Time, id string) string {
-	return hex.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
-}
-
-func decodeCursor(s string) (cursor, error) {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return cursor{}, err
-	}
-	ts, id, ok := strings.Cut(string(b), "|")
-	if !ok {
-		return cursor{}, errors.New("malformed cursor")
-	}
-	t, err := time.Parse(time.RFC3339Nano, ts)
-	if err != nil {
-		return cursor{}, err
-	}
-	return cursor{t: t, id: id}, nil
 }

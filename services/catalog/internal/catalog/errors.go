@@ -44,3 +44,34 @@ func (e *ValidationError) Error() string { return fmt.Sprintf("%s: %s", e.Field,
 func invalid(field, rule, format string, args ...any) error {
 	return &ValidationError{Field: field, Rule: rule, Message: fmt.Sprintf(format, args...)}
 }
+
+// RevisionError is a conditional write that found another revision stored:
+// the caller read an old version. It matches ErrConflict.
+type RevisionError struct {
+	Kind    Kind
+	ID      string
+	Want    uint64
+	Current uint64
+}
+
+func (e *RevisionError) Error() string {
+	return fmt.Sprintf("%s %q is at revision %d, not %d: read it again and reapply the change", e.Kind.singular(), e.ID, e.Current, e.Want)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *RevisionError) Is(target error) bool { return target == ErrConflict }
+
+// PermissionError says which role a call needs; it matches ErrPermissionDenied.
+type PermissionError struct {
+	// Need is the least role that may make the call, e.g. "editor".
+	Need string
+	// Action describes the call, e.g. "change sources".
+	Action string
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("only %ss and above may %s", e.Need, e.Action)
+}
+
+// Is makes errors.Is(err, ErrPermissionDenied) true.
+func (e *PermissionError) Is(target error) bool { return target == ErrPermissionDenied }

@@ -134,3 +134,15 @@ func (s *Store) Watch(ctx context.Context, apply func(catalog.Change), ready fun
 	}
 	return g.Wait()
 }
+
+// Get returns the latest value and revision of key.
+func (s *Store) Get(ctx context.Context, kind catalog.Kind, key string) ([]byte, uint64, error) {
+	e, err := s.buckets[kind].Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, &catalog.NotFoundError{Kind: kind, ID: key}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.Value(), e.Revision(), nil
+}

@@ -1,98 +1,154 @@
-// Package dispatch runs one durable consumer per enabled destination and
-// sends each event to it, so one slow destination never slows another.
+// Package dispatch runs, per enabled destination, durable consumers on
+// EVENTS (delivery-<destinationId>) and REPLAY
+// (delivery-<destinationId>-replay) and sends each event through the
+// destination's plan, so one slow or failing destination never delays
+// another. Replicas share a destination's work through the same durable.
+//
+// Ack invariant: a message is acked only after the destination accepted
+// every action call, after it was filtered away, or after its dead letter
+// was stored; otherwise it is nak'ed with the retry delay and JetStream
+// redelivers it — also after a crash or restart, since the redelivery
+// state (and the delivery count) lives in the consumer.
 package dispatch
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
-	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
-	"github.com/switchyardhq/switchyard/services/delivery/internal/webhook"
+	"github.com/switchyardhq/switchyard/services/delivery/internal/destinations"
+	_ "github.com/switchyardhq/switchyard/services/delivery/internal/destinations/all" // every destination type
+	"github.com/switchyardhq/switchyard/services/delivery/internal/dlq"
+	"github.com/switchyardhq/switchyard/services/delivery/internal/metrics"
+	"github.com/switchyardhq/switchyard/services/delivery/internal/pipeline"
 	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
 	"github.com/switchyardhq/switchyard/services/internal/platform/streams"
-	"google.golang.org/protobuf/proto"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// ConsumerName is the durable consumer of a destination.
+// ConsumerName is the durable consumer of a destination on EVENTS.
 func ConsumerName(destinationID string) string { return "delivery-" + destinationID }
 
-// Stats are a destination's counters since the process started.
-type Stats struct {
-	Delivered      atomic.Uint64
-	FailedAttempts atomic.Uint64
+// ReplayConsumerName is the durable consumer of a destination on REPLAY.
+func ReplayConsumerName(destinationID string) string { return "delivery-" + destinationID + "-replay" }
+
+// Options tune the dispatcher.
+type Options struct {
+	// SendTimeout bounds one attempt (default 10 s).
+	SendTimeout time.Duration
+	// Retry is the retry policy.
+	Retry pipeline.RetryPolicy
+	// Concurrency is how many events of one destination are in flight at
+	// once (default 32; 1 keeps the stream's order per destination).
+	Concurrency int
+	// BatchWait is how long a batching destination waits to fill a batch
+	// (default 50 ms).
+	BatchWait time.Duration
+	// Transport is the base HTTP transport cloned per destination (default
+	// http.DefaultTransport).
+	Transport *http.Transport
 }
 
 // Dispatcher reconciles running workers with the configuration.
 type Dispatcher struct {
-	js     natsjs.JetStream
-	sender *webhook.Sender
-	logger *slog.Logger
+	js      natsjs.JetStream
+	logger  *slog.Logger
+	opts    Options
+	metrics *metrics.Registry
+	dlq     *dlq.Store
+	tracer  trace.Tracer
 
 	mu      sync.Mutex
 	workers map[string]*worker
-	stats   map[string]*Stats
 	wg      sync.WaitGroup
 }
 
 type worker struct {
-	dest   *catalogv1.Destination
+	spec   pipeline.Spec
+	err    error // why it does not run, if so
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // New returns a dispatcher.
-func New(js natsjs.JetStream, sender *webhook.Sender, logger *slog.Logger) *Dispatcher {
-	return &Dispatcher{js: js, sender: sender, logger: logger, workers: map[string]*worker{}, stats: map[string]*Stats{}}
+func New(js natsjs.JetStream, reg *metrics.Registry, logger *slog.Logger, opts Options) *Dispatcher {
+	if opts.SendTimeout <= 0 {
+		opts.SendTimeout = 10 * time.Second
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 32
+	}
+	if opts.BatchWait <= 0 {
+		opts.BatchWait = 50 * time.Millisecond
+	}
+	if opts.Transport == nil {
+		opts.Transport = http.DefaultTransport.(*http.Transport)
+	}
+	opts.Retry = opts.Retry.WithDefaults()
+	return &Dispatcher{
+		js: js, logger: logger, opts: opts, metrics: reg, dlq: &dlq.Store{JS: js},
+		tracer:  otel.Tracer("github.com/switchyardhq/switchyard/services/delivery/internal/dispatch"),
+		workers: map[string]*worker{},
+	}
 }
 
-// Reconcile starts workers for new or changed enabled destinations, stops
-// the others, and deletes the consumers of destinations that no longer exist.
-func (d *Dispatcher) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSnapshot) {
-	want := map[string]*catalogv1.Destination{}
-	exists := map[string]bool{}
-	for _, s := range snaps {
-		for _, dst := range s.GetDestinations() {
-			exists[dst.GetId()] = true
-			if dst.GetEnabled() && dst.GetType() == "webhook" {
-				want[dst.GetId()] = dst
-			}
-		}
+// Reconcile starts workers for new or changed destinations in want (the
+// enabled ones), stops the others, and deletes the consumers of
+// destinations that no longer exist (ids not in exists).
+func (d *Dispatcher) Reconcile(ctx context.Context, want []pipeline.Spec, exists map[string]bool) {
+	byID := map[string]pipeline.Spec{}
+	for _, s := range want {
+		byID[s.ID] = s
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, w := range d.workers {
-		if nd, ok := want[id]; ok && proto.Equal(nd, w.dest) {
+		if ns, ok := byID[id]; ok && specEqual(ns, w.spec) {
 			continue
 		}
 		w.cancel()
 		<-w.done
 		delete(d.workers, id)
 		if !exists[id] {
-			if err := d.js.DeleteConsumer(ctx, streams.Events, ConsumerName(id)); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
-				d.logger.Warn("delete consumer of removed destination", "destination", id, "err", err)
+			for _, c := range []struct{ stream, name string }{{streams.Events, ConsumerName(id)}, {streams.Replay, ReplayConsumerName(id)}} {
+				if err := d.js.DeleteConsumer(ctx, c.stream, c.name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) && !errors.Is(err, natsjs.ErrStreamNotFound) {
+					d.logger.Warn("delete consumer of removed destination", "destination", id, "err", err)
+				}
 			}
 		}
 	}
-	for id, dst := range want {
+	for id, spec := range byID {
 		if _, running := d.workers[id]; running {
 			continue
 		}
-		if d.stats[id] == nil {
-			d.stats[id] = &Stats{}
-		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{dest: dst, cancel: cancel, done: make(chan struct{})}
+		w := &worker{spec: spec, cancel: cancel, done: make(chan struct{})}
 		d.workers[id] = w
+		plan, err := pipeline.Compile(spec)
+		if err != nil {
+			// A destination Delivery cannot serve yet stays visible in its
+			// status; its events wait in the stream.
+			w.err = err
+			d.logger.Warn("destination not started", "destination", id, "type", spec.Type, "err", err)
+			close(w.done)
+			continue
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
 			defer close(w.done)
-			d.run(wctx, dst, d.stats[id])
+			d.run(wctx, plan)
 		}()
 	}
 }
@@ -100,52 +156,380 @@ func (d *Dispatcher) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSna
 // Wait blocks until every worker stopped (after ctx cancellation).
 func (d *Dispatcher) Wait() { d.wg.Wait() }
 
-// StatsOf returns a destination's counters, or nil.
-func (d *Dispatcher) StatsOf(id string) (*Stats, bool) {
+// Metrics is the dispatcher's metrics registry.
+func (d *Dispatcher) Metrics() *metrics.Registry { return d.metrics }
+
+// State reports whether a destination's worker runs, and why not.
+func (d *Dispatcher) State(id string) (running bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	_, running := d.workers[id]
-	return d.stats[id], running
+	w, ok := d.workers[id]
+	if !ok {
+		return false, nil
+	}
+	return w.err == nil, w.err
 }
 
-// run consumes a destination's events until ctx is done, re-creating its
-// consumer after errors.
-func (d *Dispatcher) run(ctx context.Context, dst *catalogv1.Destination, st *Stats) {
-	logger := d.logger.With("destination", dst.GetId())
-	url := dst.GetSettings().GetFields()["url"].GetStringValue()
-	headers := map[string]string{}
-	for k, v := range dst.GetSettings().GetFields()["headers"].GetStructValue().GetFields() {
-		headers[k] = v.GetStringValue()
+// run serves one destination until ctx is done.
+func (d *Dispatcher) run(ctx context.Context, plan *pipeline.Plan) {
+	logger := d.logger.With("destination", plan.Spec.ID, "type", plan.Spec.Type)
+	tr := d.opts.Transport.Clone() // own pool: a hanging destination holds only its own connections
+	tr.MaxIdleConnsPerHost = max(d.opts.Concurrency, 2)
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	client := destinations.NewHTTPClient(otelhttp.NewTransport(tr), d.opts.SendTimeout)
+	inst, err := plan.Type.New(destinations.Config{DestinationID: plan.Spec.ID, Settings: plan.Settings, HTTP: client})
+	if err != nil {
+		logger.Warn("destination settings invalid; not started", "err", err)
+		d.mu.Lock()
+		if w := d.workers[plan.Spec.ID]; w != nil {
+			w.err = err
+		}
+		d.mu.Unlock()
+		return
 	}
-	for ctx.Err() == nil {
-		cons, err := jetstream.EnsureConsumer(ctx, d.js, jetstream.ConsumerOptions{
-			Stream:         streams.Events,
-			Durable:        ConsumerName(dst.GetId()),
-			FilterSubjects: []string{streams.EventsSubject(dst.GetWorkspaceId(), dst.GetSourceId())},
+	defer inst.Close()
+	s := &session{d: d, plan: plan, inst: inst, logger: logger}
+	s.start(ctx)
+
+	var wg sync.WaitGroup
+	for _, c := range []jetstream.ConsumerOptions{
+		{
+			Stream: streams.Events, Durable: ConsumerName(plan.Spec.ID),
+			FilterSubjects: []string{streams.EventsSubject(plan.Spec.WorkspaceID, plan.Spec.SourceID)},
 			// A destination receives the events accepted after it was created.
-			StartTime:  dst.GetCreatedAt().AsTime(),
-			AckWait:    time.Minute,
-			MaxDeliver: -1,
-		})
+			StartTime: plan.Spec.CreatedAt,
+		},
+		{
+			Stream: streams.Replay, Durable: ReplayConsumerName(plan.Spec.ID),
+			FilterSubjects: []string{streams.ReplaySubject(plan.Spec.WorkspaceID, plan.Spec.ID)},
+		},
+	} {
+		c.AckWait = 2*d.opts.SendTimeout + d.opts.BatchWait + 30*time.Second
+		c.MaxDeliver = -1
+		c.MaxAckPending = max(1000, 4*d.opts.Concurrency*inst.BatchSize())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.consume(ctx, c)
+		}()
+	}
+	wg.Wait()
+	s.stop()
+}
+
+// consume feeds one durable consumer's messages to the session, re-creating
+// the consumer after errors, until ctx is done.
+func (s *session) consume(ctx context.Context, c jetstream.ConsumerOptions) {
+	for ctx.Err() == nil {
+		cons, err := jetstream.EnsureConsumer(ctx, s.d.js, c)
 		if err == nil {
-			err = jetstream.Consume(ctx, cons, func(ctx context.Context, msg natsjs.Msg) error {
-				// Ack only after the endpoint answered 2xx (Consume acks on nil).
-				if err := d.sender.Send(ctx, url, headers, msg.Data()); err != nil {
-					st.FailedAttempts.Add(1)
-					logger.Debug("delivery attempt failed; will retry", "err", err)
-					return err
-				}
-				st.Delivered.Add(1)
-				return nil
-			})
+			err = s.pull(ctx, cons)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		logger.Warn("delivery consumer stopped; restarting", "err", err)
+		s.logger.Warn("delivery consumer stopped; restarting", "consumer", c.Durable, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
 	}
 }
+
+func (s *session) pull(ctx context.Context, cons natsjs.Consumer) error {
+	it, err := cons.Messages(natsjs.PullMaxMessages(max(2*s.d.opts.Concurrency*s.inst.BatchSize(), 64)))
+	if err != nil {
+		return fmt.Errorf("pull: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped:
+		}
+	}()
+	defer close(stopped)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, natsjs.ErrMsgIteratorClosed) {
+				return nil
+			}
+			return fmt.Errorf("pull: %w", err)
+		}
+		select {
+		case s.in <- msg:
+		case <-ctx.Done():
+			_ = msg.Nak()
+			return nil
+		}
+	}
+}
+
+// session is one running destination.
+type session struct {
+	d      *Dispatcher
+	plan   *pipeline.Plan
+	inst   destinations.Instance
+	logger *slog.Logger
+
+	in      chan natsjs.Msg
+	batches chan batchItem
+	// batcherDone is closed when the batcher returned.
+	batcherDone chan struct{}
+	wg          sync.WaitGroup
+	sem         chan struct{}
+}
+
+type batchItem struct {
+	send pipeline.Send
+	t    *tracked
+}
+
+// tracked is one message waiting for all its action calls.
+type tracked struct {
+	msg        natsjs.Msg
+	ctx        context.Context
+	span       trace.Span
+	received   time.Time
+	attempt    uint64
+	messageID  string
+	raw        []byte
+	mu         sync.Mutex
+	remaining  int
+	failure    *destinations.Failure
+	workspace  string
+	source     string
+	eventType  string
+	dedupeBase string
+}
+
+func (s *session) start(ctx context.Context) {
+	n := s.d.opts.Concurrency
+	s.in = make(chan natsjs.Msg, n)
+	s.sem = make(chan struct{}, n)
+	for range n {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for msg := range s.in {
+				if ctx.Err() != nil {
+					_ = msg.Nak() // not started: redeliver at once
+					continue
+				}
+				s.handle(context.WithoutCancel(ctx), msg)
+			}
+		}()
+	}
+	if s.inst.BatchSize() > 1 {
+		s.batches = make(chan batchItem, n*s.inst.BatchSize())
+		s.batcherDone = make(chan struct{})
+		go func() {
+			defer close(s.batcherDone)
+			s.batcher()
+		}()
+	}
+}
+
+// stop waits for in-flight messages after the consumers stopped: the
+// handlers finish (messages not yet started are nak'ed), then the batcher
+// flushes what is left and waits for its requests.
+func (s *session) stop() {
+	close(s.in)
+	s.wg.Wait()
+	if s.batches != nil {
+		close(s.batches)
+		<-s.batcherDone
+	}
+}
+
+func (s *session) handle(ctx context.Context, msg natsjs.Msg) {
+	h := jetstream.HeadersOf(msg)
+	t := &tracked{msg: msg, messageID: h.MsgID, raw: msg.Data(), workspace: h.Workspace, source: h.Source, eventType: h.EventType, attempt: 1, received: time.Now()}
+	if md, err := msg.Metadata(); err == nil {
+		t.attempt, t.received = md.NumDelivered, md.Timestamp
+		t.dedupeBase = md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	if ra := msg.Headers().Get(dlq.HeaderReceivedAt); ra != "" {
+		if ts, err := time.Parse(time.RFC3339Nano, ra); err == nil {
+			t.received = ts
+		}
+	}
+	t.ctx, t.span = s.d.tracer.Start(jetstream.ExtractContext(ctx, msg), "deliver "+s.plan.Spec.Type,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("switchyard.destination.id", s.plan.Spec.ID),
+			attribute.String("messaging.message.id", h.MsgID),
+			attribute.Int64("messaging.nats.num_delivered", int64(t.attempt)),
+		))
+	replay := msg.Headers().Get(dlq.HeaderResent) != ""
+	out, err := s.plan.Prepare(t.raw, h.MsgID, replay)
+	if err != nil {
+		s.finish(t, &destinations.Failure{Reason: destinations.ReasonInvalid, Err: err})
+		return
+	}
+	if out.Skipped {
+		s.d.metrics.Filtered(s.plan.Spec.ID)
+		t.span.SetAttributes(attribute.String("switchyard.skipped", out.SkipReason))
+		s.ack(t)
+		return
+	}
+	t.remaining = len(out.Sends)
+	if s.batches != nil {
+		for _, snd := range out.Sends {
+			s.batches <- batchItem{send: snd, t: t}
+		}
+		return
+	}
+	for _, snd := range out.Sends {
+		err := s.call(t.ctx, snd.Action, []destinations.Payload{snd.Payload})
+		s.done(t, err)
+	}
+}
+
+func (s *session) call(ctx context.Context, action string, ps []destinations.Payload) error {
+	ctx, cancel := context.WithTimeout(ctx, s.d.opts.SendTimeout)
+	defer cancel()
+	return s.inst.Send(ctx, action, ps)
+}
+
+// done records one action call's result; the last one finishes the message.
+func (s *session) done(t *tracked, err error) {
+	t.mu.Lock()
+	if err != nil && t.failure == nil {
+		t.failure = destinations.AsFailure(err)
+	}
+	t.remaining--
+	last := t.remaining == 0
+	f := t.failure
+	t.mu.Unlock()
+	if last {
+		s.finish(t, f)
+	}
+}
+
+// finish acks, retries or dead-letters the message.
+func (s *session) finish(t *tracked, f *destinations.Failure) {
+	defer t.span.End()
+	id := s.plan.Spec.ID
+	if f == nil {
+		s.ack(t)
+		s.d.metrics.Delivered(id, time.Since(t.received))
+		return
+	}
+	t.span.RecordError(f)
+	now := time.Now()
+	sample := metrics.Sample{Time: now, MessageID: t.messageID, Reason: f.Reason, Status: f.Status, Attempt: t.attempt,
+		Event: string(t.raw), Request: f.Request, Response: f.Response}
+	if sample.Response == "" && f.Err != nil {
+		sample.Response = f.Err.Error()
+	}
+	reason := f.Reason
+	if f.Retryable {
+		delay := s.d.opts.Retry.Delay(t.attempt, f.RetryAfter)
+		if !s.d.opts.Retry.GiveUp(t.received, now, delay) {
+			s.d.metrics.Retried(id)
+			s.d.metrics.AddSample(id, sample)
+			_ = t.msg.NakWithDelay(delay)
+			return
+		}
+		reason = destinations.ReasonExhausted
+	}
+	sample.Final = true
+	s.d.metrics.AddSample(id, sample)
+	letter := dlq.Letter{
+		DestinationID: id, WorkspaceID: s.plan.Spec.WorkspaceID, SourceID: t.source, MessageID: t.messageID,
+		EventType: t.eventType, Reason: reason, Status: f.Status, Attempts: t.attempt, Error: f.Error(),
+		Request: f.Request, Response: f.Response, ReceivedAt: t.received.UTC(), FailedAt: now.UTC(), Event: t.raw,
+	}
+	if !jsonObject(t.raw) {
+		letter.Event = nil
+		letter.Error += " (body: " + strconv.Quote(string(t.raw)) + ")"
+	}
+	pctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.d.dlq.Put(pctx, letter, id+":"+t.dedupeBase+":"+strconv.FormatUint(t.attempt, 10)); err != nil {
+		// Never lose it: try again later.
+		s.logger.Warn("store dead letter; will retry", "messageId", t.messageID, "err", err)
+		_ = t.msg.NakWithDelay(s.d.opts.Retry.Delay(1, 0))
+		return
+	}
+	s.d.metrics.NotDelivered(id, reason)
+	s.ack(t)
+}
+
+func jsonObject(b []byte) bool {
+	_, err := pipeline.Decode(b)
+	return err == nil
+}
+
+func (s *session) ack(t *tracked) {
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	if err := t.msg.DoubleAck(ctx); err != nil {
+		// Redelivered after AckWait: at-least-once; receivers dedupe by
+		// the idempotency key.
+		s.logger.Debug("ack failed", "messageId", t.messageID, "err", err)
+	}
+}
+
+// batcher groups payloads per action up to the batch size or BatchWait and
+// sends each batch in its own goroutine (at most Concurrency at once).
+func (s *session) batcher() {
+	size := s.inst.BatchSize()
+	pending := map[string][]batchItem{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	flush := func(action string) {
+		items := pending[action]
+		delete(pending, action)
+		if len(items) == 0 {
+			return
+		}
+		s.sem <- struct{}{}
+		go func() {
+			defer func() { <-s.sem }()
+			ps := make([]destinations.Payload, len(items))
+			for i, it := range items {
+				ps[i] = it.send.Payload
+			}
+			err := s.call(items[0].t.ctx, action, ps)
+			for _, it := range items {
+				s.done(it.t, err)
+			}
+		}()
+	}
+	flushAll := func() {
+		for a := range pending {
+			flush(a)
+		}
+		armed = false
+	}
+	for {
+		select {
+		case it, ok := <-s.batches:
+			if !ok {
+				flushAll()
+				for range cap(s.sem) {
+					s.sem <- struct{}{} // wait for in-flight batches
+				}
+				return
+			}
+			a := it.send.Action
+			pending[a] = append(pending[a], it)
+			if len(pending[a]) >= size {
+				flush(a)
+			} else if !armed {
+				timer.Reset(s.d.opts.BatchWait)
+				armed = true
+			}
+		case <-timer.C:
+			flushAll()
+		}
+	}
+}
+
+// specEqual reports whether two specs configure a worker identically.
+func specEqual(a, b pipeline.Spec) bool { return reflect.DeepEqual(a, b) }

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/switchyardhq/switchyard/services/ingest/internal/tracking"
@@ -26,6 +29,17 @@ type Handler struct {
 	Parser    *tracking.Parser
 	Publisher Publisher
 	Logger    *slog.Logger
+	// PublicURL is Switchyard's address as browsers and apps reach it
+	// (e.g. https://events.example.com); the settings endpoint returns it
+	// as apiHost. Empty: the scheme and Host of the settings request.
+	PublicURL string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// working out the client's IP; empty: the connection's address is used.
+	TrustedProxies []netip.Prefix
+	// Limiter, when set, applies the per-source rate limit (429).
+	Limiter *RateLimiter
+	// Sanctions, when set, refuses events from blocked countries (451).
+	Sanctions *Sanctions
 }
 
 // singleTypes maps the per-call paths, long and short (analytics.js posts to
@@ -47,11 +61,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Path, "/v1/")
+	if strings.HasPrefix(name, "projects/") {
+		h.serveSettings(w, r, name)
+		return
+	}
 	if r.Method != http.MethodPost {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
 		return
 	}
 	if name == "m" { // analytics.js client metrics: accepted and discarded
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, tracking.MaxRequestBytes))
 		writeJSON(w, http.StatusOK, map[string]any{"success": true})
 		return
 	}
@@ -65,12 +84,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, rerr)
 		return
 	}
+	ip := h.clientIP(r)
+	meta := tracking.Meta{IP: ip.String()}
+	if !ip.IsValid() {
+		meta.IP = ""
+	}
 	var req *tracking.Request
 	var err error
 	if single {
-		req, err = h.Parser.ParseSingle(body, typ)
+		req, err = h.Parser.ParseSingle(body, typ, meta)
 	} else {
-		req, err = h.Parser.ParseBatch(body)
+		req, err = h.Parser.ParseBatch(body, meta)
+	}
+	bodyKey := ""
+	if req != nil {
+		bodyKey = req.WriteKey
 	}
 	if err != nil {
 		var re *tracking.RequestError
@@ -81,7 +109,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
-	key := writeKey(r, req.WriteKey)
+	key := writeKey(r, bodyKey)
 	if key == "" {
 		writeError(w, http.StatusUnauthorized, "missing_write_key", "send the source's write key as the Basic auth username or as writeKey in the body")
 		return
@@ -95,19 +123,75 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "source_disabled", "the source of this write key is disabled")
 		return
 	}
-	if len(req.Events) > 0 {
-		if err := h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events); err != nil {
-			h.Logger.Error("ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "store_unavailable", "events were not stored; retry")
+	if h.Sanctions != nil {
+		if country, blocked := h.Sanctions.Blocked(ip); blocked {
+			writeError(w, http.StatusUnavailableForLegalReasons, "sanctioned_country", fmt.Sprintf("events from %s are not accepted (sanctions policy)", country))
 			return
 		}
 	}
-	resp := map[string]any{"success": true}
-	if len(req.Rejected) > 0 {
-		resp["rejected"] = req.Rejected
+	if h.Limiter != nil {
+		if wait, ok := h.Limiter.Allow(ref.SourceID, len(req.Events)); !ok {
+			secs := strconv.Itoa(int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Retry-After", secs)
+			w.Header().Set("X-RateLimit-Reset", secs)
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "the source's rate limit is exceeded; retry after "+secs+" s")
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if err := h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events); err != nil {
+		h.Logger.Error("ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "events were not stored; retry")
+		return
+	}
+	writeJSON(w, http.StatusOK, response{Success: true, Rejected: req.Rejected, Warnings: req.Warnings})
+}
+
+// response is the 200 answer: Segment's {"success":true} plus the items
+// that were not accepted and those accepted with a warning.
+type response struct {
+	Success  bool                 `json:"success"`
+	Rejected []tracking.Rejection `json:"rejected,omitempty"`
+	Warnings []tracking.Rejection `json:"warnings,omitempty"`
+}
+
+// clientIP is the connection's address, or, when the connection comes from
+// a trusted proxy, the right-most X-Forwarded-For address that is not a
+// trusted proxy itself (left-most entries are client-supplied and spoofable).
+func (h *Handler) clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if !h.trusted(ip) {
+		return ip
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return ip
+		}
+		hop = hop.Unmap()
+		if !h.trusted(hop) {
+			return hop
+		}
+		ip = hop
+	}
+	return ip
+}
+
+func (h *Handler) trusted(ip netip.Addr) bool {
+	for _, p := range h.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeKey takes the key from Basic auth (username, password ignored),
@@ -155,12 +239,23 @@ func setCORS(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding, X-Retry-Count")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	// Echo what the preflight asks for: analytics.js can add custom
+	// delivery headers (deliveryStrategy.config.headers).
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Content-Encoding, X-Retry-Count")
+	}
+	h.Set("Access-Control-Expose-Headers", "Retry-After, X-RateLimit-Reset")
 	h.Set("Access-Control-Max-Age", "86400")
 }
 
 func writeRequestError(w http.ResponseWriter, e *tracking.RequestError) {
+	if len(e.Rejected) > 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"code": e.Code, "message": e.Message, "rejected": e.Rejected})
+		return
+	}
 	writeError(w, http.StatusBadRequest, e.Code, e.Message)
 }
 

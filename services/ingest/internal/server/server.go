@@ -72,7 +72,7 @@ func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, ty
 	if err != nil {
 		return "", status.InvalidField("INGEST_INVALID_EVENT", "event", err.Error())
 	}
-	out, rej := s.Parser.ParseObject(obj)
+	out, rej := s.Parser.ParseObject(obj, tracking.Meta{})
 	if rej != nil {
 		return "", status.InvalidField("INGEST_"+strings.ToUpper(rej.Code), "event", rej.Message)
 	}
@@ -132,6 +132,9 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 	if err != nil {
 		return nil, err
 	}
+	if len(r.GetEvents()) == 0 {
+		return nil, status.InvalidField("INGEST_EMPTY_BATCH", "events", "batch has no events")
+	}
 	if len(r.GetEvents()) > tracking.MaxBatchEvents {
 		return nil, status.InvalidField("INGEST_BATCH_TOO_MANY_EVENTS", "events", "at most 2500 events per batch")
 	}
@@ -142,7 +145,7 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 		var rej *tracking.Rejection
 		var out tracking.Event
 		if err == nil {
-			out, rej = s.Parser.ParseObject(obj)
+			out, rej = s.Parser.ParseObject(obj, tracking.Meta{})
 		} else {
 			rej = &tracking.Rejection{Code: "invalid_event", Message: err.Error()}
 		}
@@ -153,10 +156,11 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 		evs = append(evs, out)
 		resp.MessageIds = append(resp.MessageIds, out.MessageID)
 	}
-	if len(evs) > 0 {
-		if err := s.store(ctx, ref, evs); err != nil {
-			return nil, err
-		}
+	if len(evs) == 0 {
+		return nil, status.InvalidField("INGEST_NO_VALID_EVENTS", "events", "none of the events is valid; first: "+resp.Rejected[0].GetMessage())
+	}
+	if err := s.store(ctx, ref, evs); err != nil {
+		return nil, err
 	}
 	resp.Accepted = int32(len(evs))
 	return resp, nil

@@ -28,6 +28,9 @@ const (
 type RequestError struct {
 	Code    string
 	Message string
+	// Rejected lists per-item reasons when the error is about a batch's
+	// items (no_valid_events).
+	Rejected []Rejection
 }
 
 func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
@@ -55,10 +58,22 @@ type Request struct {
 	WriteKey string
 	Events   []Event
 	Rejected []Rejection
+	// Warnings are accepted events the server had to interpret (e.g. an
+	// unparseable timestamp that fell back to receivedAt); Index is the
+	// item's position (0 for a single call).
+	Warnings []Rejection
 }
 
-// KnownTypes are the accepted event types. Types are matched exactly in
-// lower case, as every Segment library sends them; "Track" is rejected.
+// Meta is what the transport knows about a request.
+type Meta struct {
+	// IP is the client's address; it becomes context.ip unless the event
+	// carries one.
+	IP string
+}
+
+// KnownTypes are the accepted event types. Types match case-insensitively
+// ("Track" and "TRACK" are track, as RudderStack does) and are stored in
+// lower case.
 var KnownTypes = map[string]bool{"identify": true, "track": true, "page": true, "screen": true, "group": true, "alias": true}
 
 // Parser turns request bodies into events.
@@ -87,7 +102,7 @@ func RandomID() string {
 // ParseSingle parses the body of a single-event call (/v1/track etc.).
 // pathType is the type implied by the path; the body's own type, when
 // present, must agree. An invalid event is a RequestError.
-func (p *Parser) ParseSingle(body []byte, pathType string) (*Request, error) {
+func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
@@ -98,25 +113,32 @@ func (p *Parser) ParseSingle(body []byte, pathType string) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t, ok := obj["type"]; !ok || t == "" {
+	if t, ok := obj["type"]; !ok || t == nil || t == "" {
 		obj["type"] = pathType
 	}
-	if t, _ := obj["type"].(string); t != pathType {
-		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %q does not match the %s endpoint", obj["type"], pathType)}
+	if t, _ := obj["type"].(string); strings.ToLower(t) != pathType {
+		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %v does not match the %s endpoint", obj["type"], pathType)}
 	}
 	req := &Request{WriteKey: stringField(obj, "writeKey")}
 	delete(obj, "writeKey")
-	ev, rej := p.enrich(obj, nil, p.Now().UTC())
+	ev, rej, warn := p.enrich(obj, nil, p.now(), meta)
 	if rej != nil {
 		return nil, &RequestError{Code: rej.Code, Message: rej.Message}
 	}
 	req.Events = []Event{ev}
+	if warn != nil {
+		req.Warnings = append(req.Warnings, *warn)
+	}
 	return req, nil
 }
 
 // ParseBatch parses a /v1/batch body: valid items are accepted, invalid
 // ones are listed in Rejected with their index.
-func (p *Parser) ParseBatch(body []byte) (*Request, error) {
+//
+// Request-level answers (RequestError): an empty batch is empty_batch; a
+// non-empty batch none of whose items is valid is no_valid_events, with the
+// per-item reasons in Rejected.
+func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
@@ -132,6 +154,9 @@ func (p *Parser) ParseBatch(body []byte) (*Request, error) {
 	}
 	if top.Batch == nil {
 		return nil, &RequestError{Code: "missing_batch", Message: "body has no batch array"}
+	}
+	if len(top.Batch) == 0 {
+		return nil, &RequestError{Code: "empty_batch", Message: "batch has no events"}
 	}
 	if len(top.Batch) > MaxBatchEvents {
 		return nil, &RequestError{Code: "batch_too_many_events", Message: fmt.Sprintf("batch has %d events; the limit is %d", len(top.Batch), MaxBatchEvents)}
@@ -150,9 +175,9 @@ func (p *Parser) ParseBatch(body []byte) (*Request, error) {
 	if top.SentAt != nil {
 		shared["sentAt"] = top.SentAt
 	}
-	req := &Request{}
+	req := &Request{Events: make([]Event, 0, len(top.Batch))}
 	req.WriteKey, _ = top.WriteKey.(string)
-	now := p.Now().UTC()
+	now := p.now()
 	for i, raw := range top.Batch {
 		if len(raw) > MaxEventBytes {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), MaxEventBytes)})
@@ -163,20 +188,36 @@ func (p *Parser) ParseBatch(body []byte) (*Request, error) {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object"})
 			continue
 		}
-		ev, rej := p.enrich(obj, shared, now)
+		ev, rej, warn := p.enrich(obj, shared, now, meta)
 		if rej != nil {
 			rej.Index = i
 			req.Rejected = append(req.Rejected, *rej)
 			continue
 		}
+		if warn != nil {
+			warn.Index = i
+			req.Warnings = append(req.Warnings, *warn)
+		}
 		req.Events = append(req.Events, ev)
+	}
+	if len(req.Events) == 0 {
+		return req, &RequestError{Code: "no_valid_events", Message: fmt.Sprintf("none of the %d events is valid; first: %s", len(top.Batch), req.Rejected[0].Message), Rejected: req.Rejected}
 	}
 	return req, nil
 }
 
+// now is the receivedAt clock, truncated to the millisecond so that
+// receivedAt and the corrected timestamp are exact to the millisecond.
+func (p *Parser) now() time.Time { return p.Now().UTC().Truncate(time.Millisecond) }
+
 // ParseObject validates and enriches one already-decoded event (gRPC path).
-func (p *Parser) ParseObject(obj map[string]any) (Event, *Rejection) {
-	return p.enrich(obj, nil, p.Now().UTC())
+// Its serialized size is checked against MaxEventBytes.
+func (p *Parser) ParseObject(obj map[string]any, meta Meta) (Event, *Rejection) {
+	ev, rej, _ := p.enrich(obj, nil, p.now(), meta)
+	if rej == nil && len(ev.JSON) > MaxEventBytes {
+		return Event{}, &Rejection{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(ev.JSON), MaxEventBytes)}
+	}
+	return ev, rej
 }
 
 // checkBody applies the request-level rules: size and encoding. The one
@@ -188,7 +229,7 @@ func checkBody(body []byte) error {
 		return &RequestError{Code: "request_too_large", Message: fmt.Sprintf("request is %d bytes; the limit is %d", len(body), MaxRequestBytes)}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &RequestError{Code: "invalid_json", Message: "body is empty"}
+		return &RequestError{Code: "empty_body", Message: "body is empty"}
 	}
 	if !utf8.Valid(body) {
 		return &RequestError{Code: "invalid_utf8", Message: "body is not valid UTF-8"}
@@ -221,39 +262,43 @@ func stringField(obj map[string]any, k string) string {
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
 // enrich validates obj and adds the server-set fields. shared holds a
-// batch's top-level context, integrations and sentAt.
-func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time) (Event, *Rejection) {
+// batch's top-level context, integrations and sentAt. warn is set when the
+// event was accepted with an interpretation the client should know about.
+func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time, meta Meta) (ev Event, rej *Rejection, warn *Rejection) {
 	typ, _ := obj["type"].(string)
+	typ = strings.ToLower(typ)
 	if !KnownTypes[typ] {
-		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %q is not one of identify, track, page, screen, group, alias", obj["type"])}
+		shown, _ := json.Marshal(obj["type"])
+		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %s is not one of identify, track, page, screen, group, alias", shown)}, nil
 	}
+	obj["type"] = typ
 	for _, k := range []string{"userId", "anonymousId", "groupId", "previousId"} {
 		if err := normalizeID(obj, k); err != nil {
-			return Event{}, err
+			return Event{}, err, nil
 		}
 	}
 	if obj["userId"] == nil && obj["anonymousId"] == nil {
-		return Event{}, &Rejection{Code: "missing_user_id", Message: "userId or anonymousId is required"}
+		return Event{}, &Rejection{Code: "missing_user_id", Message: "userId or anonymousId is required"}, nil
 	}
 	switch typ {
 	case "track":
-		ev, ok := obj["event"].(string)
-		if !ok || strings.TrimSpace(ev) == "" {
-			return Event{}, &Rejection{Code: "missing_event", Message: "track needs a non-blank event name"}
+		name, ok := obj["event"].(string)
+		if !ok || strings.TrimSpace(name) == "" {
+			return Event{}, &Rejection{Code: "missing_event", Message: "track needs a non-blank event name"}, nil
 		}
 	case "group":
 		if obj["groupId"] == nil {
-			return Event{}, &Rejection{Code: "missing_group_id", Message: "group needs groupId"}
+			return Event{}, &Rejection{Code: "missing_group_id", Message: "group needs groupId"}, nil
 		}
 	case "alias":
 		if obj["previousId"] == nil || obj["userId"] == nil {
-			return Event{}, &Rejection{Code: "missing_previous_id", Message: "alias needs previousId and userId"}
+			return Event{}, &Rejection{Code: "missing_previous_id", Message: "alias needs previousId and userId"}, nil
 		}
 	}
 	for _, k := range []string{"properties", "traits", "context", "integrations"} {
 		if v, ok := obj[k]; ok && v != nil {
 			if _, isObj := v.(map[string]any); !isObj {
-				return Event{}, &Rejection{Code: "invalid_" + strings.ToLower(k), Message: k + " must be an object"}
+				return Event{}, &Rejection{Code: "invalid_" + strings.ToLower(k), Message: k + " must be an object"}, nil
 			}
 		}
 	}
@@ -277,20 +322,34 @@ func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time
 			s, isStr = n.String(), true
 		}
 		if !isStr {
-			return Event{}, &Rejection{Code: "invalid_message_id", Message: "messageId must be a string"}
+			return Event{}, &Rejection{Code: "invalid_message_id", Message: "messageId must be a string"}, nil
 		}
+		s = strings.ReplaceAll(s, "\x00", "")
 		if utf8.RuneCountInString(s) > MaxMessageIDLen {
-			return Event{}, &Rejection{Code: "message_id_too_long", Message: fmt.Sprintf("messageId has %d characters; the limit is %d", utf8.RuneCountInString(s), MaxMessageIDLen)}
+			return Event{}, &Rejection{Code: "message_id_too_long", Message: fmt.Sprintf("messageId has %d characters; the limit is %d", utf8.RuneCountInString(s), MaxMessageIDLen)}, nil
+		}
+		if s == "" {
+			s = p.NewID()
 		}
 		obj["messageId"] = s
 	}
-	setTimestamps(obj, now)
+	if meta.IP != "" {
+		ctx, _ := obj["context"].(map[string]any)
+		if ctx == nil {
+			ctx = map[string]any{}
+			obj["context"] = ctx
+		}
+		if v, has := ctx["ip"]; !has || v == nil || v == "" {
+			ctx["ip"] = meta.IP
+		}
+	}
+	warn = setTimestamps(obj, now)
 	stripNUL(obj)
 	b, err := marshal(obj)
 	if err != nil {
-		return Event{}, &Rejection{Code: "invalid_event", Message: err.Error()}
+		return Event{}, &Rejection{Code: "invalid_event", Message: err.Error()}, nil
 	}
-	return Event{Type: typ, MessageID: obj["messageId"].(string), JSON: b}, nil
+	return Event{Type: typ, MessageID: obj["messageId"].(string), JSON: b}, nil, warn
 }
 
 // normalizeID makes an id field a string: numbers keep their exact text,
@@ -328,38 +387,76 @@ func mergeObject(obj map[string]any, k string, shared map[string]any) {
 	obj[k] = merged
 }
 
+// parseTime reads a client time: an RFC 3339 string (any offset; stored
+// in UTC), or a JSON number taken as Unix epoch milliseconds (what some
+// SDKs and hand-written clients send). ok is false for anything else.
 func parseTime(v any) (time.Time, bool) {
-	s, ok := v.(string)
-	if !ok {
-		return time.Time{}, false
+	switch t := v.(type) {
+	case string:
+		ts, err := time.Parse(time.RFC3339Nano, t)
+		return ts.UTC(), err == nil
+	case json.Number:
+		ms, err := t.Int64()
+		if err != nil || ms < 0 {
+			return time.Time{}, false
+		}
+		return time.UnixMilli(ms).UTC(), true
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
+	return time.Time{}, false
 }
 
-// setTimestamps applies Segment's rule: receivedAt is the server clock;
-// originalTimestamp is the client's timestamp as sent; when the client sent
-// both timestamp and sentAt, timestamp = receivedAt - (sentAt - timestamp),
-// correcting device clock skew; without a sentAt a given timestamp is kept
-// (historical imports); without a timestamp it is receivedAt.
-func setTimestamps(obj map[string]any, now time.Time) {
+// setTimestamps applies Segment's rule (segment-compat.md §2.5):
+//   - receivedAt is the server clock;
+//   - the client's time is its timestamp, or, without one, its
+//     originalTimestamp (what a stored Segment event carries);
+//     originalTimestamp keeps it as sent (an epoch-ms number is rewritten
+//     as ISO-8601 UTC);
+//   - with a client time and a sentAt, timestamp = receivedAt − (sentAt −
+//     client time): the device's clock skew is removed, and the transit
+//     delay is folded into the correction;
+//   - with only a client time (a historical import), timestamp is it, in UTC;
+//   - otherwise timestamp is receivedAt. A client time or sentAt that cannot
+//     be read is kept as sent, never guessed at, and the event is accepted
+//     with a warning (invalid_timestamp / invalid_sent_at).
+func setTimestamps(obj map[string]any, now time.Time) *Rejection {
 	obj["receivedAt"] = now.Format(TimeFormat)
-	ts, hasTS := parseTime(obj["timestamp"])
-	sent, hasSent := parseTime(obj["sentAt"])
+	key := "timestamp"
+	if v, ok := obj["timestamp"]; !ok || v == nil || v == "" {
+		key = "originalTimestamp"
+	}
+	raw, hasRaw := obj[key]
+	hasRaw = hasRaw && raw != nil && raw != ""
+	ts, hasTS := parseTime(raw)
+	sentRaw, hasSentRaw := obj["sentAt"]
+	hasSentRaw = hasSentRaw && sentRaw != nil && sentRaw != ""
+	sent, hasSent := parseTime(sentRaw)
+	if hasSent {
+		if _, isNum := sentRaw.(json.Number); isNum {
+			obj["sentAt"] = sent.Format(TimeFormat)
+		}
+	}
+	if hasRaw {
+		obj["originalTimestamp"] = raw
+		if _, isNum := raw.(json.Number); isNum && hasTS {
+			obj["originalTimestamp"] = ts.Format(TimeFormat)
+		}
+	}
+	var warn *Rejection
 	switch {
 	case hasTS && hasSent:
-		obj["originalTimestamp"] = obj["timestamp"]
-		obj["timestamp"] = now.Add(-sent.Sub(ts)).UTC().Format(TimeFormat)
+		obj["timestamp"] = now.Add(-sent.Sub(ts)).Format(TimeFormat)
 	case hasTS:
-		obj["originalTimestamp"] = obj["timestamp"]
-		obj["timestamp"] = ts.UTC().Format(TimeFormat)
-	default:
-		if v, ok := obj["timestamp"]; ok && v != nil {
-			// An unparseable timestamp is kept as originalTimestamp for audit.
-			obj["originalTimestamp"] = v
+		obj["timestamp"] = ts.Format(TimeFormat)
+		if hasSentRaw {
+			warn = &Rejection{Code: "invalid_sent_at", Message: fmt.Sprintf("sentAt %v is not an ISO-8601 time or epoch milliseconds; timestamp was not corrected", sentRaw)}
 		}
+	default:
 		obj["timestamp"] = now.Format(TimeFormat)
+		if hasRaw {
+			warn = &Rejection{Code: "invalid_timestamp", Message: fmt.Sprintf("%s %v is not an ISO-8601 time or epoch milliseconds; timestamp is receivedAt", key, raw)}
+		}
 	}
+	return warn
 }
 
 // stripNUL removes U+0000 from every string and key, in place.

@@ -112,7 +112,7 @@ func TestParseSingle(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req, err := newTestParser().ParseSingle([]byte(tt.body), tt.typ)
+			req, err := newTestParser().ParseSingle([]byte(tt.body), tt.typ, Meta{})
 			if tt.wantCode != "" {
 				var re *RequestError
 				if !errors.As(err, &re) || re.Code != tt.wantCode {
@@ -143,7 +143,7 @@ func TestParseBatch(t *testing.T) {
 			{"type":"identify","anonymousId":"a","traits":{"x":1},"messageId":"m3"},
 			"not an object"
 		]}`
-	req, err := newTestParser().ParseBatch([]byte(body))
+	req, err := newTestParser().ParseBatch([]byte(body), Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,14 +154,14 @@ func TestParseBatch(t *testing.T) {
 	for _, ev := range req.Events {
 		ids = append(ids, ev.MessageID)
 	}
-	if strings.Join(ids, ",") != "m0,m3" {
-		t.Fatalf("accepted = %v, want m0,m3", ids)
+	if strings.Join(ids, ",") != "m0,generated-id,m3" {
+		t.Fatalf("accepted = %v, want m0,generated-id,m3 (type Track matches case-insensitively)", ids)
 	}
 	var rej []string
 	for _, r := range req.Rejected {
 		rej = append(rej, string(rune('0'+r.Index))+":"+r.Code)
 	}
-	if got := strings.Join(rej, ","); got != "1:missing_event,2:invalid_type,4:invalid_event" {
+	if got := strings.Join(rej, ","); got != "1:missing_event,4:invalid_event" {
 		t.Errorf("rejected = %s", got)
 	}
 	first := decode(t, req.Events[0].JSON)
@@ -183,17 +183,17 @@ func TestParseBatchLimits(t *testing.T) {
 	for i := range items {
 		items[i] = `{"type":"track","userId":"u","event":"e"}`
 	}
-	_, err := newTestParser().ParseBatch([]byte(`{"batch":[` + strings.Join(items, ",") + `]}`))
+	_, err := newTestParser().ParseBatch([]byte(`{"batch":[`+strings.Join(items, ",")+`]}`), Meta{})
 	var re *RequestError
 	if !errors.As(err, &re) || re.Code != "batch_too_many_events" {
 		t.Errorf("2501 events: err = %v, want batch_too_many_events", err)
 	}
-	_, err = newTestParser().ParseBatch([]byte(`{"writeKey":"x"}`))
+	_, err = newTestParser().ParseBatch([]byte(`{"writeKey":"x"}`), Meta{})
 	if !errors.As(err, &re) || re.Code != "missing_batch" {
 		t.Errorf("no batch: err = %v, want missing_batch", err)
 	}
 	big := `{"batch":[{"type":"track","userId":"u","event":"e","properties":{"x":"` + strings.Repeat("x", MaxRequestBytes) + `"}}]}`
-	_, err = newTestParser().ParseBatch([]byte(big))
+	_, err = newTestParser().ParseBatch([]byte(big), Meta{})
 	if !errors.As(err, &re) || re.Code != "request_too_large" {
 		t.Errorf("over 500 KB: err = %v, want request_too_large", err)
 	}

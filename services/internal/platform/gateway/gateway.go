@@ -22,6 +22,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
+// MaxMessageBytes is the largest gRPC message the gateway sends or receives.
+const MaxMessageBytes = 64 << 20
+
 // Dial returns a client connection to target (host:port, or any gRPC
 // target) with insecure transport credentials and OpenTelemetry client
 // instrumentation, so the trace continues from the HTTP request into the
@@ -34,6 +37,9 @@ func Dial(ctx context.Context, target string, opts ...grpc.DialOption) (*grpc.Cl
 	opts = append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		// REST answers (e.g. a 10,000-row query result) may exceed gRPC's
+		// 4 MiB default; MaxMessageBytes bounds them instead.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	}, opts...)
 	return grpc.NewClient(target, opts...)
 }

@@ -41,6 +41,10 @@ type Options struct {
 // panic becomes.
 const ReasonPanic = "INTERNAL_PANIC"
 
+// MaxMessageBytes is the largest gRPC message a server receives or sends
+// (gRPC's default is 4 MiB).
+const MaxMessageBytes = 64 << 20
+
 // New returns a gRPC server and its health server. Interceptors run, from
 // outermost to innermost: status mapping (so every error leaving the
 // server is a proper status, including auth errors), panic recovery, the
@@ -66,6 +70,8 @@ func New(opts Options) (*grpc.Server, *health.Server) {
 	}
 	serverOpts := append([]grpc.ServerOption{
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, opts.ServerOptions...)

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	ingestapp "github.com/switchyardhq/switchyard/services/ingest/app"
 	"github.com/switchyardhq/switchyard/services/internal/platform/config"
 )
 
@@ -31,6 +34,16 @@ type Config struct {
 	// OTLPEndpoint exports traces over OTLP/gRPC when set.
 	OTLPEndpoint    string
 	ShutdownTimeout time.Duration
+	// Ingest holds the Tracking API settings (--public-url,
+	// --trusted-proxies, --dedupe-window, --rate-limit, --geoip-db,
+	// --blocked-countries).
+	Ingest ingestapp.Options
+	// SMTPAddr, SMTPFrom, SMTPUser and SMTPPassword configure the catalog's
+	// lifecycle emails (not sent when SMTPAddr is empty).
+	SMTPAddr, SMTPFrom, SMTPUser, SMTPPassword string
+	// LifecycleInterval is the time between source lifecycle sweeps; 0 turns
+	// the lifecycle off.
+	LifecycleInterval time.Duration
 }
 
 // ParseFlags parses `switchyard dev` flags; getenv supplies the environment.
@@ -46,6 +59,17 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
+	var trusted, blocked string
+	fs.StringVar(&c.Ingest.PublicURL, "public-url", "", "address SDKs reach Switchyard at, returned as apiHost by /v1/projects/{writeKey}/settings (default: the request's own host)")
+	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For sets the client IP")
+	fs.DurationVar(&c.Ingest.DedupeWindow, "dedupe-window", 24*time.Hour, "how long a messageId counts as seen")
+	fs.Float64Var(&c.Ingest.RateLimit, "rate-limit", 0, "per-source limit in events/s (0: none); over it the Tracking API answers 429")
+	fs.StringVar(&c.Ingest.GeoIPPath, "geoip-db", "", "MaxMind-format database; enables the sanctions policy (451)")
+	fs.StringVar(&blocked, "blocked-countries", "CU,IR,SY,KP", "ISO codes refused when --geoip-db is set")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", "", "SMTP server (host:port) for lifecycle emails; empty: emails are only logged")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", "switchyard@localhost", "sender address of lifecycle emails")
+	fs.StringVar(&c.SMTPUser, "smtp-user", "", "SMTP username (password: SWITCHYARD_SMTP_PASSWORD)")
+	fs.DurationVar(&c.LifecycleInterval, "lifecycle-interval", time.Minute, "time between source lifecycle sweeps (0: off)")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -55,12 +79,32 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		}
 		return c, err
 	}
+	for _, t := range strings.Split(trusted, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(t)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(t)
+			if aerr != nil {
+				return c, fmt.Errorf("--trusted-proxies: %q is not an IP or CIDR", t)
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.Ingest.TrustedProxies = append(c.Ingest.TrustedProxies, pfx)
+	}
+	for _, b := range strings.Split(blocked, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.Ingest.BlockedCountries = append(c.Ingest.BlockedCountries, strings.ToUpper(b))
+		}
+	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	c.AdminToken = getenv("SWITCHYARD_ADMIN_TOKEN")
 	c.WriteKey = getenv("SWITCHYARD_DEV_WRITE_KEY")
 	c.OTLPEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	c.SMTPPassword = getenv("SWITCHYARD_SMTP_PASSWORD")
 	return c, c.Validate()
 }
 
@@ -101,6 +145,25 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		p.Addf("--log-format %q must be text or json", c.LogFormat)
+	}
+	if c.Ingest.DedupeWindow <= 0 {
+		p.Addf("--dedupe-window must be positive")
+	}
+	if c.Ingest.RateLimit < 0 {
+		p.Addf("--rate-limit must not be negative")
+	}
+	if u := c.Ingest.PublicURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			p.Addf("--public-url %q must be an http(s) URL such as https://events.example.com", u)
+		}
+	}
+	if c.SMTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+			p.Addf("--smtp-addr %q is not host:port: %v", c.SMTPAddr, err)
+		}
+	}
+	if c.LifecycleInterval < 0 {
+		p.Addf("--lifecycle-interval must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
 		p.Addf("--shutdown-timeout must be positive")

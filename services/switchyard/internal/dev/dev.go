@@ -29,6 +29,7 @@ import (
 	"github.com/switchyardhq/switchyard/services/internal/platform/natsembed"
 	"github.com/switchyardhq/switchyard/services/internal/platform/streams"
 	"github.com/switchyardhq/switchyard/services/internal/platform/telemetry"
+	reverseetlapp "github.com/switchyardhq/switchyard/services/reverseetl/app"
 	"github.com/switchyardhq/switchyard/services/switchyard/internal/console"
 	warehouseapp "github.com/switchyardhq/switchyard/services/warehouse/app"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -127,21 +128,31 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	authn := &auth.CachingClient{Client: catalogClient, TTL: 5 * time.Second}
 	grpcSrv, health := grpcserver.New(grpcserver.Options{Logger: logger, Auth: auth.Hook(authn)})
 
-	catalog, err := catalogapp.New(ctx, catalogapp.Params{Logger: logger, JS: conn.JS})
+	catalog, err := catalogapp.New(ctx, catalogapp.Params{
+		Logger:    logger,
+		JS:        conn.JS,
+		Lifecycle: catalogapp.Lifecycle{Off: cfg.LifecycleInterval == 0, Interval: cfg.LifecycleInterval},
+		SMTP:      catalogapp.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword},
+	})
 	if err != nil {
 		return err
 	}
 	watch := catalogwatch.New(catalogClient, logger.With("component", "config-watch"))
-	ingest := ingestapp.New(ingestapp.Params{Logger: logger, JS: conn.JS, Config: watch})
+	ingest, err := ingestapp.New(ctx, ingestapp.Params{Logger: logger, JS: conn.JS, Config: watch, Options: cfg.Ingest})
+	if err != nil {
+		return err
+	}
 	delivery := deliveryapp.New(deliveryapp.Params{Logger: logger, JS: conn.JS, Config: watch})
 	warehouse := warehouseapp.New(warehouseapp.Params{Logger: logger, JS: conn.JS, Config: watch})
+	reverseetl := reverseetlapp.New(reverseetlapp.Params{Logger: logger, JS: conn.JS, Config: watch})
 	catalog.RegisterGRPC(grpcSrv)
 	ingest.RegisterGRPC(grpcSrv)
 	delivery.RegisterGRPC(grpcSrv)
 	warehouse.RegisterGRPC(grpcSrv)
+	reverseetl.RegisterGRPC(grpcSrv)
 
 	mux := gateway.NewMux(logger)
-	for _, reg := range []func(context.Context, *runtimeMux, *grpcConn) error{catalog.RegisterGateway, delivery.RegisterGateway, warehouse.RegisterGateway} {
+	for _, reg := range []func(context.Context, *runtimeMux, *grpcConn) error{catalog.RegisterGateway, delivery.RegisterGateway, warehouse.RegisterGateway, reverseetl.RegisterGateway} {
 		if err := reg(ctx, mux, cc); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
 		}
@@ -197,6 +208,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	r.Add("ingest", ingest.Run, nil)
 	r.Add("delivery", delivery.Run, nil)
 	r.Add("warehouse", warehouse.Run, nil)
+	r.Add("reverseetl", reverseetl.Run, nil)
 	r.Add("http", func(context.Context) error {
 		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			return err

@@ -1,7 +1,7 @@
 // Package loader writes batches of Segment events into a warehouse, creating and widening tables
 // as events arrive. A batch is loaded in one transaction; Load returns nil only after it committed,
 // so the caller acks the batch's JetStream messages only then (at-least-once). Redeliveries are
-// harmless: every table's id (the messageId) is its primary key and inserts skip existing ids.
+// harmless: every table's id (the messageId) is its primary key and the merge skips existing ids.
 package loader
 
 import (
@@ -22,8 +22,16 @@ import (
 	"github.com/switchyardhq/switchyard/services/warehouse/internal/schema"
 )
 
+// MaxColumns is the most columns a warehouse table gets, on every engine: PostgreSQL's limit
+// (1600). DuckDB has none, but applying the same limit keeps both engines' tables identical. A row
+// that would push its table past it is discarded (recorded in discards) and the rest loads.
+const MaxColumns = 1600
+
 // maxParams bounds the bind parameters of one multi-row INSERT.
 const maxParams = 8000
+
+// DiscardWholeRow is the column_name of a discards record for a row that was not loaded at all.
+const DiscardWholeRow = "*"
 
 // tableColumns maps a column name to its kind.
 type tableColumns map[string]sqlengine.ColumnKind
@@ -31,12 +39,69 @@ type tableColumns map[string]sqlengine.ColumnKind
 // schemaLayout maps a table name to its columns.
 type schemaLayout map[string]tableColumns
 
+// Selection is selective sync: tables and columns that are not loaded. Table and column names are
+// warehouse names (after snake_case), e.g. "pages" or "order_completed", and "context_ip".
+type Selection struct {
+	// DisabledTables are never created or written.
+	DisabledTables map[string]bool
+	// DisabledColumns maps a table to columns that are never created or written in it. The key "*"
+	// applies to every table. System columns (id, received_at) cannot be disabled.
+	DisabledColumns map[string]map[string]bool
+}
+
+// Options tune a Loader.
+type Options struct {
+	// Selection is the selective-sync configuration.
+	Selection Selection
+	// MultiRowInsert writes with multi-row INSERT … ON CONFLICT statements instead of the engine's
+	// bulk path (COPY / appender). Only the benchmark uses it, to compare.
+	MultiRowInsert bool
+	// Now is the clock (uuid_ts, discards); time.Now when nil.
+	Now func() time.Time
+}
+
+// Result describes one committed load.
+type Result struct {
+	// Rows counts the rows newly written per table (redelivered ids are not counted; users and
+	// accounts count every applied upsert).
+	Rows map[string]int64
+	// Discards counts values and rows recorded in the discards table.
+	Discards int
+	// Skipped counts events that can never be loaded (not JSON, no messageId, unknown type).
+	Skipped int
+	// Notices are human-readable lines about names and values not loaded as sent (capped).
+	Notices []string
+}
+
+// maxNotices caps Result.Notices.
+const maxNotices = 20
+
+func (r *Result) notice(format string, args ...any) {
+	if len(r.Notices) < maxNotices {
+		r.Notices = append(r.Notices, fmt.Sprintf(format, args...))
+	}
+}
+
+func (r *Result) add(o Result) {
+	for t, n := range o.Rows {
+		r.Rows[t] += n
+	}
+	r.Discards += o.Discards
+	r.Skipped += o.Skipped
+	for _, n := range o.Notices {
+		if len(r.Notices) < maxNotices {
+			r.Notices = append(r.Notices, n)
+		}
+	}
+}
+
 // Loader loads event batches into one warehouse. It is safe for concurrent use; loads are
 // serialized because DuckDB has a single writer and the schema cache is updated per commit.
 type Loader struct {
 	e      sqlengine.Engine
 	d      sqlengine.Dialect
 	logger *slog.Logger
+	opts   Options
 	now    func() time.Time
 
 	mu sync.Mutex
@@ -45,16 +110,25 @@ type Loader struct {
 	known map[string]schemaLayout
 }
 
-// New returns a Loader writing through e.
+// New returns a Loader writing through e with default options.
 func New(e sqlengine.Engine, logger *slog.Logger) *Loader {
+	return NewWithOptions(e, logger, Options{})
+}
+
+// NewWithOptions returns a Loader writing through e.
+func NewWithOptions(e sqlengine.Engine, logger *slog.Logger, opts Options) *Loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Loader{e: e, d: e.Dialect(), logger: logger, now: time.Now, known: map[string]schemaLayout{}}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Loader{e: e, d: e.Dialect(), logger: logger, opts: opts, now: now, known: map[string]schemaLayout{}}
 }
 
-// discard is one value that could not be cast to its column's type; it is stored in the schema's
-// discards table and the row gets NULL instead.
+// discard is one value (or, with column DiscardWholeRow, one row) that could not be stored; it is
+// recorded in the schema's discards table.
 type discard struct {
 	table, column, value, rowID, reason string
 	receivedAt                          any
@@ -64,41 +138,117 @@ type discard struct {
 // must be a valid identifier (the caller passes the source's slug). Events that can never be loaded
 // (not JSON, no messageId, unknown type) are logged and skipped, so one bad event cannot block a
 // stream. Everything else is written in one transaction; Load returns nil only after COMMIT.
-func (l *Loader) Load(ctx context.Context, schemaName string, events [][]byte) error {
+//
+// When the database refuses the data itself (sqlengine.IsDataError: a value or a row it cannot
+// hold) while it is reachable, the batch is split in halves and each half loaded on its own, down to
+// the single event, which is then recorded in discards with the database's reason and skipped: one
+// bad row never blocks the rest. Any other error (the warehouse is down) is returned, nothing is
+// committed, and the caller retries the whole batch later.
+func (l *Loader) Load(ctx context.Context, schemaName string, events [][]byte) (Result, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	res := Result{Rows: map[string]int64{}}
+	err := l.loadIsolating(ctx, schemaName, events, &res)
+	return res, err
+}
 
-	rows := l.buildRows(schemaName, events, l.now().UTC())
+func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events [][]byte, res *Result) error {
+	one, err := l.loadOnce(ctx, schemaName, events)
+	if err == nil {
+		res.add(one)
+		return nil
+	}
+	if !sqlengine.IsDataError(err) || ctx.Err() != nil {
+		return err
+	}
+	if perr := l.e.DB().PingContext(ctx); perr != nil {
+		return errors.Join(err, perr)
+	}
+	if len(events) == 1 {
+		return l.discardEvent(ctx, schemaName, events[0], err, res)
+	}
+	l.logger.Warn("warehouse refused a batch: isolating the bad rows", "schema", schemaName, "events", len(events), "error", err)
+	half := len(events) / 2
+	if err := l.loadIsolating(ctx, schemaName, events[:half], res); err != nil {
+		return err
+	}
+	return l.loadIsolating(ctx, schemaName, events[half:], res)
+}
+
+// discardEvent records a single event the database refused in discards (its own transaction).
+func (l *Loader) discardEvent(ctx context.Context, schemaName string, raw []byte, cause error, res *Result) error {
+	rows := l.buildRows(schemaName, [][]byte{raw}, l.now().UTC(), &Result{})
 	if len(rows) == 0 {
 		return nil
 	}
-	known, err := l.layout(ctx, schemaName)
+	reason := "refused by the warehouse: " + cause.Error()
+	var ds []discard
+	for _, r := range rows {
+		ds = append(ds, discard{table: r.Table, column: DiscardWholeRow, value: string(raw), rowID: r.ID(),
+			receivedAt: r.Columns["received_at"].V, reason: reason})
+	}
+	err := l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, schemaName)); err != nil {
+			return fmt.Errorf("create schema %q: %w", schemaName, err)
+		}
+		return l.writeDiscards(ctx, conn, tx, schemaName, ds)
+	})
 	if err != nil {
 		return err
 	}
-	staged := maps.Clone(known) // tables are replaced, never mutated, so a shallow clone is enough
-
-	tx, err := l.e.DB().BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin load into %q: %w", schemaName, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-
-	if err := l.write(ctx, tx, schemaName, staged, rows); err != nil {
-		// The database may now differ from what we believed; read it again next time.
-		delete(l.known, schemaName)
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		delete(l.known, schemaName)
-		return fmt.Errorf("commit load into %q: %w", schemaName, err)
-	}
-	l.known[schemaName] = staged
+	res.Discards += len(ds)
+	res.notice("event %s discarded: %s", rows[0].ID(), reason)
 	return nil
 }
 
-func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Time) []schema.Row {
+// inTx runs f in a transaction on one connection and commits.
+func (l *Loader) inTx(ctx context.Context, f func(conn *sql.Conn, tx *sql.Tx) error) error {
+	conn, err := l.e.DB().Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() { _ = conn.Close() }()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := f(conn, tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// loadOnce loads events in one transaction.
+func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte) (Result, error) {
+	res := Result{Rows: map[string]int64{}}
+	rows := l.buildRows(schemaName, events, l.now().UTC(), &res)
+	if len(rows) == 0 {
+		return res, nil
+	}
+	known, err := l.layout(ctx, schemaName)
+	if err != nil {
+		return res, err
+	}
+	staged := maps.Clone(known) // tables are replaced, never mutated, so a shallow clone is enough
+	err = l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		return l.write(ctx, conn, tx, schemaName, staged, rows, &res)
+	})
+	if err != nil {
+		// The database may now differ from what we believed; read it again next time.
+		delete(l.known, schemaName)
+		return res, fmt.Errorf("load into %q: %w", schemaName, err)
+	}
+	l.known[schemaName] = staged
+	return res, nil
+}
+
+func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Time, res *Result) []schema.Row {
 	var rows []schema.Row
+	sel := l.opts.Selection
 	for i, raw := range events {
 		ev, err := schema.ParseObject(raw)
 		var built []schema.Row
@@ -108,15 +258,48 @@ func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Tim
 		}
 		if err != nil {
 			l.logger.Warn("skipping event that cannot be loaded", "schema", schemaName, "index", i, "error", err)
+			res.Skipped++
+			res.notice("event skipped: %v", err)
 			continue
 		}
 		for _, n := range notices {
 			l.logger.Warn("event key not loaded as sent", "schema", schemaName, "table", n.Table,
 				"column", n.Column, "key", n.Key, "reason", n.Reason)
+			res.notice("%s: key %q: %s", n.Table, n.Key, n.Reason)
 		}
-		rows = append(rows, built...)
+		for _, r := range built {
+			if sel.DisabledTables[r.Table] {
+				continue
+			}
+			if len(sel.DisabledColumns) > 0 {
+				r = dropColumns(r, sel.DisabledColumns[r.Table], sel.DisabledColumns["*"])
+			}
+			rows = append(rows, r)
+		}
 	}
 	return rows
+}
+
+// dropColumns returns r without the disabled columns; id and received_at always stay.
+func dropColumns(r schema.Row, sets ...map[string]bool) schema.Row {
+	out := r
+	cloned := false
+	for _, set := range sets {
+		for c := range set {
+			if c == "id" || c == "received_at" {
+				continue
+			}
+			if _, ok := out.Columns[c]; !ok {
+				continue
+			}
+			if !cloned {
+				out.Columns = maps.Clone(r.Columns)
+				cloned = true
+			}
+			delete(out.Columns, c)
+		}
+	}
+	return out
 }
 
 // layout returns the committed layout of schemaName, reading it from the database on first use.
@@ -153,8 +336,8 @@ func (l *Loader) layout(ctx context.Context, schemaName string) (schemaLayout, e
 }
 
 // write runs the whole load inside tx, recording new tables and columns in staged.
-func (l *Loader) write(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, rows []schema.Row) error {
-	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+l.d.QuoteIdent(schemaName)); err != nil {
+func (l *Loader) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, staged schemaLayout, rows []schema.Row, res *Result) error {
+	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, schemaName)); err != nil {
 		return fmt.Errorf("create schema %q: %w", schemaName, err)
 	}
 	var order []string
@@ -167,40 +350,70 @@ func (l *Loader) write(ctx context.Context, tx *sql.Tx, schemaName string, stage
 	}
 	var discards []discard
 	for _, table := range order {
-		trows := byTable[table]
-		if err := l.ensureTable(ctx, tx, schemaName, staged, table, trows); err != nil {
+		trows, tooWide, err := l.ensureTable(ctx, tx, schemaName, staged, table, byTable[table])
+		if err != nil {
 			return err
 		}
+		discards = append(discards, tooWide...)
+		if len(trows) == 0 {
+			continue
+		}
 		var d []discard
-		var err error
-		if table == schema.TableUsers {
-			d, err = l.upsertUsers(ctx, tx, schemaName, staged[table], trows)
-		} else {
-			d, err = l.insert(ctx, tx, schemaName, staged[table], table, trows)
+		var n int64
+		switch table {
+		case schema.TableUsers, schema.TableAccounts:
+			n, d, err = l.upsert(ctx, tx, schemaName, staged[table], table, trows)
+		default:
+			n, d, err = l.insert(ctx, conn, tx, schemaName, staged[table], table, trows)
 		}
 		if err != nil {
 			return err
 		}
+		res.Rows[table] += n
 		discards = append(discards, d...)
 	}
-	return l.writeDiscards(ctx, tx, schemaName, discards)
+	if err := l.writeDiscards(ctx, conn, tx, schemaName, discards); err != nil {
+		return err
+	}
+	res.Discards += len(discards)
+	for _, d := range discards {
+		res.notice("%s.%s of %s discarded: %s", d.table, d.column, d.rowID, d.reason)
+	}
+	return nil
 }
 
 // ensureTable creates table if needed and adds the columns rows need. A new column's type is the
 // kind of its values in this batch; when they disagree, int and float give float and any other
-// mix gives string, which can hold every value.
-func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, table string, rows []schema.Row) error {
+// mix gives string, which can hold every value. A row whose new columns would take the table past
+// MaxColumns is left out (returned as a whole-row discard); later rows may still fit.
+func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, table string, rows []schema.Row) ([]schema.Row, []discard, error) {
 	name := sqlengine.QualifiedName(l.d, schemaName, table)
 	cols, exists := staged[table]
 	if !exists {
-		q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s %s PRIMARY KEY)", name, l.d.QuoteIdent("id"), l.d.ColumnType(sqlengine.KindString))
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create table %s: %w", name, err)
-		}
 		cols = tableColumns{"id": sqlengine.KindString}
 	}
 	added := map[string]sqlengine.ColumnKind{}
+	kept := rows[:0:0]
+	var tooWide []discard
 	for _, r := range rows {
+		var fresh []string
+		for c := range r.Columns {
+			if _, ok := cols[c]; ok {
+				continue
+			}
+			if _, ok := added[c]; ok {
+				continue
+			}
+			fresh = append(fresh, c)
+		}
+		if n := len(cols) + len(added) + len(fresh); n > MaxColumns {
+			tooWide = append(tooWide, discard{
+				table: table, column: DiscardWholeRow, value: strconv.Itoa(len(r.Columns)) + " columns", rowID: r.ID(),
+				receivedAt: r.Columns["received_at"].V,
+				reason:     fmt.Sprintf("the row needs %d new columns and the table would have %d, over the %d-column limit", len(fresh), n, MaxColumns),
+			})
+			continue
+		}
 		for c, v := range r.Columns {
 			if _, ok := cols[c]; ok {
 				continue
@@ -211,20 +424,30 @@ func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string,
 				added[c] = v.Kind
 			}
 		}
+		kept = append(kept, r)
+	}
+	if len(kept) == 0 {
+		return nil, tooWide, nil
+	}
+	if !exists {
+		q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s %s PRIMARY KEY)", name, l.d.QuoteIdent("id"), l.d.ColumnType(sqlengine.KindString))
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return nil, nil, fmt.Errorf("create table %s: %w", name, err)
+		}
 	}
 	if len(added) == 0 && exists {
-		return nil
+		return kept, tooWide, nil
 	}
 	cols = maps.Clone(cols)
 	for _, c := range slices.Sorted(maps.Keys(added)) {
 		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", name, l.d.QuoteIdent(c), l.d.ColumnType(added[c]))
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("add column %s to %s: %w", c, name, err)
+			return nil, nil, fmt.Errorf("add column %s to %s: %w", c, name, err)
 		}
 		cols[c] = added[c]
 	}
 	staged[table] = cols
-	return nil
+	return kept, tooWide, nil
 }
 
 func mergeKinds(a, b sqlengine.ColumnKind) sqlengine.ColumnKind {
@@ -259,9 +482,9 @@ func rowValues(table string, cols []string, kinds tableColumns, r schema.Row, di
 	return vals
 }
 
-// insert writes rows with multi-row INSERTs that skip ids already present. Within the batch the
-// first row for an id wins.
-func (l *Loader) insert(ctx context.Context, tx *sql.Tx, schemaName string, kinds tableColumns, table string, rows []schema.Row) ([]discard, error) {
+// insert writes rows through the engine's bulk path and merges them on id, skipping ids already
+// present. Within the batch the first row for an id wins.
+func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, kinds tableColumns, table string, rows []schema.Row) (int64, []discard, error) {
 	seen := map[string]bool{}
 	unique := rows[:0:0]
 	used := map[string]bool{}
@@ -276,6 +499,25 @@ func (l *Loader) insert(ctx context.Context, tx *sql.Tx, schemaName string, kind
 		}
 	}
 	cols := slices.Sorted(maps.Keys(used))
+	var discards []discard
+	values := make([][]any, len(unique))
+	for i, r := range unique {
+		values[i] = rowValues(table, cols, kinds, r, &discards)
+	}
+	if l.opts.MultiRowInsert {
+		n, err := l.multiRowInsert(ctx, tx, schemaName, table, cols, values)
+		return n, discards, err
+	}
+	typed := make([]sqlengine.Column, len(cols))
+	for i, c := range cols {
+		typed[i] = sqlengine.Column{Name: c, Kind: kinds[c]}
+	}
+	n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+	return n, discards, err
+}
+
+// multiRowInsert writes values with multi-row INSERTs that skip ids already present.
+func (l *Loader) multiRowInsert(ctx context.Context, tx *sql.Tx, schemaName, table string, cols []string, values [][]any) (int64, error) {
 	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		quoted[i] = l.d.QuoteIdent(c)
@@ -283,13 +525,12 @@ func (l *Loader) insert(ctx context.Context, tx *sql.Tx, schemaName string, kind
 	head := fmt.Sprintf("INSERT INTO %s (%s) VALUES ", sqlengine.QualifiedName(l.d, schemaName, table), strings.Join(quoted, ", "))
 	tail := fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", l.d.QuoteIdent("id"))
 	perStmt := max(1, maxParams/len(cols))
-
-	var discards []discard
-	for chunk := range slices.Chunk(unique, perStmt) {
+	var total int64
+	for chunk := range slices.Chunk(values, perStmt) {
 		var b strings.Builder
 		b.WriteString(head)
 		args := make([]any, 0, len(chunk)*len(cols))
-		for i, r := range chunk {
+		for i, vals := range chunk {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -301,30 +542,34 @@ func (l *Loader) insert(ctx context.Context, tx *sql.Tx, schemaName string, kind
 				b.WriteString(l.d.Placeholder(len(args) + j + 1))
 			}
 			b.WriteByte(')')
-			args = append(args, rowValues(table, cols, kinds, r, &discards)...)
+			args = append(args, vals...)
 		}
 		b.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return nil, fmt.Errorf("insert into %s.%s: %w", schemaName, table, err)
+		r, err := tx.ExecContext(ctx, b.String(), args...)
+		if err != nil {
+			return 0, fmt.Errorf("insert into %s.%s: %w", schemaName, table, err)
 		}
+		n, _ := r.RowsAffected()
+		total += n
 	}
-	return discards, nil
+	return total, nil
 }
 
-// upsertUsers applies identify rows to the users table one at a time, in batch order: each row
-// overwrites the traits it carries and leaves the others, so a user holds the latest non-null
-// value of every trait. A row older (by received_at) than the stored one changes nothing, so a
+// upsert applies users or accounts rows one at a time, in received_at order: each row overwrites
+// the traits it carries and leaves the others, so a user (account) holds the latest non-null value
+// of every trait. A row older (by received_at) than the stored one changes nothing, so a
 // redelivered old identify cannot roll a user back.
-func (l *Loader) upsertUsers(ctx context.Context, tx *sql.Tx, schemaName string, kinds tableColumns, rows []schema.Row) ([]discard, error) {
+func (l *Loader) upsert(ctx context.Context, tx *sql.Tx, schemaName string, kinds tableColumns, tableName string, rows []schema.Row) (int64, []discard, error) {
 	slices.SortStableFunc(rows, func(a, b schema.Row) int {
 		ta, _ := a.Columns["received_at"].V.(time.Time)
 		tb, _ := b.Columns["received_at"].V.(time.Time)
 		return ta.Compare(tb)
 	})
-	table := sqlengine.QualifiedName(l.d, schemaName, schema.TableUsers)
-	users := l.d.QuoteIdent(schema.TableUsers)
+	table := sqlengine.QualifiedName(l.d, schemaName, tableName)
+	self := l.d.QuoteIdent(tableName)
 	recv := l.d.QuoteIdent("received_at")
 	var discards []discard
+	var total int64
 	for _, r := range rows {
 		cols := slices.Sorted(maps.Keys(r.Columns))
 		quoted := make([]string, len(cols))
@@ -339,18 +584,32 @@ func (l *Loader) upsertUsers(ctx context.Context, tx *sql.Tx, schemaName string,
 		}
 		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s WHERE %s.%s IS NULL OR %s.%s <= EXCLUDED.%s",
 			table, strings.Join(quoted, ", "), strings.Join(ph, ", "), l.d.QuoteIdent("id"),
-			strings.Join(set, ", "), users, recv, users, recv, recv)
-		args := rowValues(schema.TableUsers, cols, kinds, r, &discards)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return nil, fmt.Errorf("upsert into %s: %w", table, err)
+			strings.Join(set, ", "), self, recv, self, recv, recv)
+		args := rowValues(tableName, cols, kinds, r, &discards)
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, nil, fmt.Errorf("upsert into %s: %w", table, err)
 		}
+		n, _ := res.RowsAffected()
+		total += n
 	}
-	return discards, nil
+	return total, discards, nil
 }
 
-// writeDiscards records uncastable values in the schema's discards table. Its key is
-// (table_name, column_name, row_id), so a redelivered batch records nothing twice.
-func (l *Loader) writeDiscards(ctx context.Context, tx *sql.Tx, schemaName string, discards []discard) error {
+// discardColumns is the discards table's layout.
+var discardColumns = []sqlengine.Column{
+	{Name: "table_name", Kind: sqlengine.KindString},
+	{Name: "column_name", Kind: sqlengine.KindString},
+	{Name: "value", Kind: sqlengine.KindString},
+	{Name: "row_id", Kind: sqlengine.KindString},
+	{Name: "received_at", Kind: sqlengine.KindTimestamp},
+	{Name: "reason", Kind: sqlengine.KindString},
+	{Name: "uuid_ts", Kind: sqlengine.KindTimestamp},
+}
+
+// writeDiscards records values and rows that were not stored in the schema's discards table. Its
+// key is (table_name, column_name, row_id), so a redelivered batch records nothing twice.
+func (l *Loader) writeDiscards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, discards []discard) error {
 	if len(discards) == 0 {
 		return nil
 	}
@@ -363,21 +622,22 @@ func (l *Loader) writeDiscards(ctx context.Context, tx *sql.Tx, schemaName strin
 	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	ph := make([]string, 7)
-	for i := range ph {
-		ph[i] = l.d.Placeholder(i + 1)
-	}
-	ins := fmt.Sprintf("INSERT INTO %s (table_name, column_name, value, row_id, received_at, reason, uuid_ts) VALUES (%s) ON CONFLICT (table_name, column_name, row_id) DO NOTHING",
-		name, strings.Join(ph, ", "))
 	now := l.now().UTC()
+	seen := map[[3]string]bool{}
+	var values [][]any
 	for _, d := range discards {
-		l.logger.Warn("value does not fit its column: stored in discards", "schema", schemaName,
-			"table", d.table, "column", d.column, "row_id", d.rowID, "reason", d.reason)
-		if _, err := tx.ExecContext(ctx, ins, d.table, d.column, d.value, d.rowID, d.receivedAt, d.reason, now); err != nil {
-			return fmt.Errorf("insert into %s: %w", name, err)
+		k := [3]string{d.table, d.column, d.rowID}
+		if seen[k] {
+			continue
 		}
+		seen[k] = true
+		l.logger.Warn("value not stored: recorded in discards", "schema", schemaName,
+			"table", d.table, "column", d.column, "row_id", d.rowID, "reason", d.reason)
+		values = append(values, []any{d.table, d.column, d.value, d.rowID, d.receivedAt, d.reason, now})
 	}
-	return nil
+	_, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, schema.TableDiscards,
+		[]string{"table_name", "column_name", "row_id"}, discardColumns, values)
+	return err
 }
 
 // errNoCast is wrapped by cast when a value cannot become the column's type.
@@ -398,7 +658,9 @@ func cast(v schema.Value, k sqlengine.ColumnKind) (any, error) {
 	case sqlengine.KindFloat:
 		switch x := v.V.(type) {
 		case int64:
-			return float64(x), nil
+			if x >= -(1<<53) && x <= 1<<53 {
+				return float64(x), nil
+			}
 		case string:
 			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
 				return f, nil

@@ -68,7 +68,7 @@ func (h *harness) reopen() {
 
 func (h *harness) load(events ...[]byte) {
 	h.t.Helper()
-	if err := h.l.Load(h.t.Context(), testSchema, events); err != nil {
+	if _, err := h.l.Load(h.t.Context(), testSchema, events); err != nil {
 		h.t.Fatalf("Load: %v", err)
 	}
 }

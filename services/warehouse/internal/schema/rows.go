@@ -24,6 +24,8 @@ const (
 	TableScreens    = "screens"
 	TableGroups     = "groups"
 	TableAliases    = "aliases"
+	// TableAccounts holds one row per group_id (upserted from group calls, latest traits).
+	TableAccounts = "accounts"
 	// TableDiscards records values that could not be cast to their column's type.
 	TableDiscards = "discards"
 )
@@ -32,7 +34,7 @@ const (
 // "_tracks" so it never mixes with the tracks table.
 var reservedTables = map[string]bool{
 	TableTracks: true, TableIdentifies: true, TableUsers: true, TablePages: true, TableScreens: true,
-	TableGroups: true, TableAliases: true, TableDiscards: true, "accounts": true,
+	TableGroups: true, TableAliases: true, TableDiscards: true, TableAccounts: true,
 }
 
 // systemColumns are set from the event envelope. A property or trait that maps to one of them, or
@@ -82,7 +84,9 @@ type Notice struct {
 //   - identify: "identifies" (common + traits), and, when userId is set, a "users" row with
 //     id = userId, received_at, uuid_ts and the traits, which loaders upsert;
 //   - page / screen: "pages" / "screens" (common + name + properties);
-//   - group: "groups" (common + group_id + traits); alias: "aliases" (common + previous_id).
+//   - group: "groups" (common + group_id + traits), and, when groupId is set, an "accounts" row
+//     with id = groupId, received_at, uuid_ts and the traits, which loaders upsert;
+//   - alias: "aliases" (common + previous_id).
 //
 // Common columns: id (messageId), received_at, sent_at, timestamp, original_timestamp,
 // anonymous_id, user_id, context_* and uuid_ts.
@@ -179,6 +183,14 @@ func Build(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 		}
 		traits := b.fields(TableGroups, ev, "traits", map[string]bool{"group_id": true})
 		rows = append(rows, Row{Table: TableGroups, Columns: with(with(common, extra), traits)})
+		if gid, ok := extra["group_id"]; ok {
+			account := with(map[string]Value{
+				"id":          gid,
+				"received_at": common["received_at"],
+				"uuid_ts":     common["uuid_ts"],
+			}, traits)
+			rows = append(rows, Row{Table: TableAccounts, Columns: account})
+		}
 	case "alias":
 		extra := map[string]Value{}
 		if prev := str(ev, "previousId"); prev != "" {
@@ -261,7 +273,7 @@ func str(ev Object, key string) string {
 	v, _ := ev.Get(key)
 	switch x := v.(type) {
 	case string:
-		return x
+		return stripNUL(x)
 	case json.Number:
 		return x.String()
 	case bool:
@@ -330,8 +342,17 @@ func infer(v any) (Value, bool) {
 		if t, ok := parseTime(x); ok {
 			return Value{sqlengine.KindTimestamp, t}, true
 		}
-		return Value{sqlengine.KindString, x}, true
+		return Value{sqlengine.KindString, stripNUL(x)}, true
 	default:
 		return Value{sqlengine.KindString, jsonText(x)}, true
 	}
+}
+
+// stripNUL removes U+0000, which PostgreSQL text cannot hold; DuckDB gets the same value so both
+// engines store identical strings.
+func stripNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "")
 }

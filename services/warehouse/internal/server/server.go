@@ -12,9 +12,11 @@ import (
 	"github.com/switchyardhq/switchyard/services/internal/platform/catalogwatch"
 	"github.com/switchyardhq/switchyard/services/internal/platform/status"
 	"github.com/switchyardhq/switchyard/services/internal/sqlengine"
+	"github.com/switchyardhq/switchyard/services/warehouse/internal/history"
 	"github.com/switchyardhq/switchyard/services/warehouse/internal/pipeline"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Query limits.
@@ -31,22 +33,73 @@ type Server struct {
 	Logger  *slog.Logger
 }
 
-// Query implements the RPC: one read-only statement, rows keyed by column.
-func (s *Server) Query(ctx context.Context, req *warehousev1.QueryRequest) (*warehousev1.QueryResponse, error) {
+// authorize checks that the caller's workspace owns the warehouse.
+func (s *Server) authorize(ctx context.Context, warehouseID string) error {
 	p, err := auth.RequirePrincipal(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	found := false
 	for _, snap := range s.Config.Snapshots() {
 		for _, wh := range snap.GetWarehouses() {
-			if wh.GetId() == req.GetWarehouseId() && wh.GetWorkspaceId() == p.GetWorkspaceId() {
-				found = true
+			if wh.GetId() == warehouseID && wh.GetWorkspaceId() == p.GetWorkspaceId() {
+				return nil
 			}
 		}
 	}
-	if !found {
-		return nil, status.Error(codes.NotFound, "WAREHOUSE_NOT_FOUND", fmt.Sprintf("warehouse %q not found", req.GetWarehouseId()), nil)
+	return status.Error(codes.NotFound, "WAREHOUSE_NOT_FOUND", fmt.Sprintf("warehouse %q not found", warehouseID), nil)
+}
+
+// ListSyncs implements the RPC: the warehouse's sync history, newest first.
+func (s *Server) ListSyncs(ctx context.Context, req *warehousev1.ListSyncsRequest) (*warehousev1.ListSyncsResponse, error) {
+	if err := s.authorize(ctx, req.GetWarehouseId()); err != nil {
+		return nil, err
+	}
+	syncs, err := s.Manager.Syncs(ctx, req.GetWarehouseId())
+	if err != nil {
+		return nil, err
+	}
+	resp := &warehousev1.ListSyncsResponse{}
+	for _, h := range syncs {
+		resp.Syncs = append(resp.Syncs, syncToProto(h))
+	}
+	return resp, nil
+}
+
+// RunSync implements the RPC ("sync now").
+func (s *Server) RunSync(ctx context.Context, req *warehousev1.RunSyncRequest) (*warehousev1.RunSyncResponse, error) {
+	if err := s.authorize(ctx, req.GetWarehouseId()); err != nil {
+		return nil, err
+	}
+	schedule, started, err := s.Manager.SyncNow(req.GetWarehouseId())
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "WAREHOUSE_UNAVAILABLE", err.Error(), nil)
+	}
+	return &warehousev1.RunSyncResponse{Schedule: schedule, Started: started}, nil
+}
+
+var statusToProto = map[history.Status]warehousev1.SyncStatus{
+	history.StatusRunning: warehousev1.SyncStatus_SYNC_STATUS_RUNNING,
+	history.StatusSuccess: warehousev1.SyncStatus_SYNC_STATUS_SUCCESS,
+	history.StatusPartial: warehousev1.SyncStatus_SYNC_STATUS_PARTIAL,
+	history.StatusFailure: warehousev1.SyncStatus_SYNC_STATUS_FAILURE,
+}
+
+func syncToProto(h history.Sync) *warehousev1.Sync {
+	out := &warehousev1.Sync{
+		Id: h.ID, WarehouseId: h.WarehouseID, Trigger: h.Trigger, Status: statusToProto[h.Status],
+		StartedAt: timestamppb.New(h.StartedAt), RowsPerTable: h.RowsPerTable, Rows: h.Rows(),
+		Events: h.Events, Discards: h.Discards, Notices: h.Notices, Errors: h.Errors, FailedAttempts: h.FailedAttempts,
+	}
+	if !h.FinishedAt.IsZero() {
+		out.FinishedAt = timestamppb.New(h.FinishedAt)
+	}
+	return out
+}
+
+// Query implements the RPC: one read-only statement, rows keyed by column.
+func (s *Server) Query(ctx context.Context, req *warehousev1.QueryRequest) (*warehousev1.QueryResponse, error) {
+	if err := s.authorize(ctx, req.GetWarehouseId()); err != nil {
+		return nil, err
 	}
 	if req.GetSql() == "" {
 		return nil, status.InvalidField("WAREHOUSE_SQL_REQUIRED", "sql", "sql is required")

@@ -273,7 +273,9 @@ type User struct {
 	// role is what the user may do.
 	Role Role `protobuf:"varint,5,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
 	// created_at is when the user was created.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// revision is the stored revision. Filled on read.
+	Revision      uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -350,6 +352,13 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // Source is where events come from; each has write keys.
 type Source struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -376,7 +385,32 @@ type Source struct {
 	// created_at is when the source was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// created_by is the id of the user who created it.
-	CreatedBy     string `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedBy string `protobuf:"bytes,12,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// revision is the stored revision; send it back on an update to make the
+	// update conditional (compare-and-set). Filled on read, never stored.
+	Revision uint64 `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
+	// destinations are the connected destinations (the Sources page
+	// "Destinations" column). Filled on read, never stored.
+	Destinations []*ConnectedResource `protobuf:"bytes,14,rep,name=destinations,proto3" json:"destinations,omitempty"`
+	// created_by_email is the creator's email (the "Created By" column).
+	// Filled on read, never stored.
+	CreatedByEmail string `protobuf:"bytes,15,opt,name=created_by_email,json=createdByEmail,proto3" json:"created_by_email,omitempty"`
+	// lifecycle_exempt puts the source on the exception list: the lifecycle
+	// never disables it automatically.
+	LifecycleExempt bool `protobuf:"varint,16,opt,name=lifecycle_exempt,json=lifecycleExempt,proto3" json:"lifecycle_exempt,omitempty"`
+	// inactive_since is when the source last stopped having an enabled
+	// destination or warehouse; unset while it has one.
+	InactiveSince *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=inactive_since,json=inactiveSince,proto3" json:"inactive_since,omitempty"`
+	// disable_warning_sent_at is when the owner was emailed that the source
+	// will be disabled; unset when no warning is pending.
+	DisableWarningSentAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disable_warning_sent_at,json=disableWarningSentAt,proto3" json:"disable_warning_sent_at,omitempty"`
+	// disabled_by is "system" when the lifecycle disabled the source, else the
+	// id of the user who last disabled it; empty while enabled.
+	DisabledBy string `protobuf:"bytes,19,opt,name=disabled_by,json=disabledBy,proto3" json:"disabled_by,omitempty"`
+	// updated_at is when the source last changed.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// warehouse_ids are the connected warehouses. Filled on read, never stored.
+	WarehouseIds  []string `protobuf:"bytes,21,rep,name=warehouse_ids,json=warehouseIds,proto3" json:"warehouse_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -495,6 +529,143 @@ func (x *Source) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Source) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Source) GetDestinations() []*ConnectedResource {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+func (x *Source) GetCreatedByEmail() string {
+	if x != nil {
+		return x.CreatedByEmail
+	}
+	return ""
+}
+
+func (x *Source) GetLifecycleExempt() bool {
+	if x != nil {
+		return x.LifecycleExempt
+	}
+	return false
+}
+
+func (x *Source) GetInactiveSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InactiveSince
+	}
+	return nil
+}
+
+func (x *Source) GetDisableWarningSentAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisableWarningSentAt
+	}
+	return nil
+}
+
+func (x *Source) GetDisabledBy() string {
+	if x != nil {
+		return x.DisabledBy
+	}
+	return ""
+}
+
+func (x *Source) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Source) GetWarehouseIds() []string {
+	if x != nil {
+		return x.WarehouseIds
+	}
+	return nil
+}
+
+// ConnectedResource is a short reference to a connected resource, as shown
+// in a list page's column.
+type ConnectedResource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the resource id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is the display name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// type is the integration catalog slug.
+	Type string `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	// enabled tells whether the resource is enabled.
+	Enabled       bool `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectedResource) Reset() {
+	*x = ConnectedResource{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectedResource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectedResource) ProtoMessage() {}
+
+func (x *ConnectedResource) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectedResource.ProtoReflect.Descriptor instead.
+func (*ConnectedResource) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConnectedResource) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConnectedResource) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ConnectedResource) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ConnectedResource) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
 // Destination is a tool that receives a source's events.
 type Destination struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -517,14 +688,23 @@ type Destination struct {
 	// created_at is when the destination was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// created_by is the id of the user who created it.
-	CreatedBy     string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedBy string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// revision is the stored revision (see Source.revision). Filled on read.
+	Revision uint64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
+	// source is the connected source (the Destinations page "Sources"
+	// column). Filled on read, never stored.
+	Source *ConnectedResource `protobuf:"bytes,12,opt,name=source,proto3" json:"source,omitempty"`
+	// created_by_email is the creator's email. Filled on read.
+	CreatedByEmail string `protobuf:"bytes,13,opt,name=created_by_email,json=createdByEmail,proto3" json:"created_by_email,omitempty"`
+	// updated_at is when the destination last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Destination) Reset() {
 	*x = Destination{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[3]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +716,7 @@ func (x *Destination) String() string {
 func (*Destination) ProtoMessage() {}
 
 func (x *Destination) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[3]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +729,7 @@ func (x *Destination) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destination.ProtoReflect.Descriptor instead.
 func (*Destination) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{3}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Destination) GetId() string {
@@ -622,6 +802,34 @@ func (x *Destination) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Destination) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Destination) GetSource() *ConnectedResource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Destination) GetCreatedByEmail() string {
+	if x != nil {
+		return x.CreatedByEmail
+	}
+	return ""
+}
+
+func (x *Destination) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 // Warehouse is a SQL database events are loaded into.
 type Warehouse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -640,14 +848,20 @@ type Warehouse struct {
 	// enabled is false when loading is paused.
 	Enabled bool `protobuf:"varint,7,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// created_at is when the warehouse was created.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// revision is the stored revision (see Source.revision). Filled on read.
+	Revision uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	// created_by is the id of the user who created it.
+	CreatedBy string `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// updated_at is when the warehouse last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Warehouse) Reset() {
 	*x = Warehouse{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[4]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +873,7 @@ func (x *Warehouse) String() string {
 func (*Warehouse) ProtoMessage() {}
 
 func (x *Warehouse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[4]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +886,7 @@ func (x *Warehouse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warehouse.ProtoReflect.Descriptor instead.
 func (*Warehouse) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Warehouse) GetId() string {
@@ -731,6 +945,27 @@ func (x *Warehouse) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Warehouse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Warehouse) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Warehouse) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 // Principal is who an API token belongs to.
 type Principal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -741,14 +976,22 @@ type Principal struct {
 	// role is the token's role.
 	Role Role `protobuf:"varint,3,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
 	// token_id is the token's id (never the secret).
-	TokenId       string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// name is the token's label.
+	Name string `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	// created_at is when the token was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// created_by is the id of the user who created the token.
+	CreatedBy string `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// hint is the first characters of the secret, to recognise a token.
+	Hint          string `protobuf:"bytes,8,opt,name=hint,proto3" json:"hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[5]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +1003,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[5]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +1016,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Principal) GetWorkspaceId() string {
@@ -804,6 +1047,664 @@ func (x *Principal) GetTokenId() string {
 	return ""
 }
 
+func (x *Principal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Principal) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Principal) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *Principal) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
+// ApiToken describes an API token without its secret.
+type ApiToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the token id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is the token's label.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// user_id is the user the token acts as.
+	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// role is the token's role (never more than its user's).
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
+	// created_at is when the token was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// created_by is the id of the user who created it.
+	CreatedBy string `protobuf:"bytes,6,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// hint is the first characters of the secret.
+	Hint          string `protobuf:"bytes,7,opt,name=hint,proto3" json:"hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiToken) Reset() {
+	*x = ApiToken{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiToken) ProtoMessage() {}
+
+func (x *ApiToken) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiToken.ProtoReflect.Descriptor instead.
+func (*ApiToken) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApiToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ApiToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApiToken) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ApiToken) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *ApiToken) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ApiToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *ApiToken) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
+// AuditEvent records one change to a workspace.
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the event id; ids sort by time.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// workspace_id is the workspace changed.
+	WorkspaceId string `protobuf:"bytes,2,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// actor_type is "user" or "system".
+	ActorType string `protobuf:"bytes,3,opt,name=actor_type,json=actorType,proto3" json:"actor_type,omitempty"`
+	// actor_id is the user id, or "system".
+	ActorId string `protobuf:"bytes,4,opt,name=actor_id,json=actorId,proto3" json:"actor_id,omitempty"`
+	// actor_email is the user's email; "Switchyard" for the system.
+	ActorEmail string `protobuf:"bytes,5,opt,name=actor_email,json=actorEmail,proto3" json:"actor_email,omitempty"`
+	// action names the change, e.g. "Source Created", "Source Disabled".
+	Action string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	// resource_type is the kind changed, e.g. "source".
+	ResourceType string `protobuf:"bytes,7,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	// resource_id is the id of the resource changed.
+	ResourceId string `protobuf:"bytes,8,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// resource_name is the resource's display name at the time.
+	ResourceName string `protobuf:"bytes,9,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	// time is when the change happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=time,proto3" json:"time,omitempty"`
+	// details hold action-specific facts, e.g. the fields changed.
+	Details       map[string]string `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorType() string {
+	if x != nil {
+		return x.ActorType
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorId() string {
+	if x != nil {
+		return x.ActorId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetActorEmail() string {
+	if x != nil {
+		return x.ActorEmail
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetDetails() map[string]string {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// View is one user's saved view of a list page.
+type View struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page is "sources" or "destinations".
+	Page string `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// columns are the shown property columns (at most five, from the page's list).
+	Columns []string `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
+	// sort is the sort in the list syntax, e.g. "createdAt:desc".
+	Sort string `protobuf:"bytes,3,opt,name=sort,proto3" json:"sort,omitempty"`
+	// filters are the filters in the list syntax, e.g. "type:in:http-api,javascript".
+	Filters []string `protobuf:"bytes,4,rep,name=filters,proto3" json:"filters,omitempty"`
+	// revision is the stored revision; 0 when the view was never saved.
+	Revision uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// updated_at is when the view was saved.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// user_id is the view's owner.
+	UserId        string `protobuf:"bytes,7,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *View) Reset() {
+	*x = View{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *View) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*View) ProtoMessage() {}
+
+func (x *View) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use View.ProtoReflect.Descriptor instead.
+func (*View) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *View) GetPage() string {
+	if x != nil {
+		return x.Page
+	}
+	return ""
+}
+
+func (x *View) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *View) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *View) GetFilters() []string {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+func (x *View) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *View) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *View) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// IntegrationRequest asks for a source, destination or warehouse type that
+// does not exist yet.
+type IntegrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the request id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// workspace_id is the asking workspace.
+	WorkspaceId string `protobuf:"bytes,2,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// kind is "source", "destination" or "warehouse".
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// name is the integration asked for.
+	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	// website is the integration's website.
+	Website string `protobuf:"bytes,5,opt,name=website,proto3" json:"website,omitempty"`
+	// why says what the integration is needed for.
+	Why string `protobuf:"bytes,6,opt,name=why,proto3" json:"why,omitempty"`
+	// created_at is when the request was made.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// created_by is the id of the asking user.
+	CreatedBy     string `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrationRequest) Reset() {
+	*x = IntegrationRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrationRequest) ProtoMessage() {}
+
+func (x *IntegrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrationRequest.ProtoReflect.Descriptor instead.
+func (*IntegrationRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *IntegrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetWebsite() string {
+	if x != nil {
+		return x.Website
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetWhy() string {
+	if x != nil {
+		return x.Why
+	}
+	return ""
+}
+
+func (x *IntegrationRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *IntegrationRequest) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+// IntegrationOption is one setting of an integration's settings schema.
+type IntegrationOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the settings key, e.g. "url".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is "string", "url", "number", "boolean", "map" (string to string)
+	// or "select".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// required settings must be present and non-empty.
+	Required bool `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	// secret settings are never returned in clear.
+	Secret bool `protobuf:"varint,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	// description explains the setting.
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// default_value is used when the setting is absent.
+	DefaultValue *structpb.Value `protobuf:"bytes,6,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// choices are the allowed values of a "select".
+	Choices       []string `protobuf:"bytes,7,rep,name=choices,proto3" json:"choices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrationOption) Reset() {
+	*x = IntegrationOption{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrationOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrationOption) ProtoMessage() {}
+
+func (x *IntegrationOption) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrationOption.ProtoReflect.Descriptor instead.
+func (*IntegrationOption) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *IntegrationOption) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *IntegrationOption) GetSecret() bool {
+	if x != nil {
+		return x.Secret
+	}
+	return false
+}
+
+func (x *IntegrationOption) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *IntegrationOption) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *IntegrationOption) GetChoices() []string {
+	if x != nil {
+		return x.Choices
+	}
+	return nil
+}
+
+// IntegrationMetadata describes one integration of the catalog.
+type IntegrationMetadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// slug identifies the integration, e.g. "webhook"; it is the type of
+	// sources, destinations and warehouses.
+	Slug string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
+	// name is the display name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// description says what it does.
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// categories are the catalog categories, e.g. ["Raw Data"].
+	Categories []string `protobuf:"bytes,4,rep,name=categories,proto3" json:"categories,omitempty"`
+	// options are the settings schema.
+	Options       []*IntegrationOption `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrationMetadata) Reset() {
+	*x = IntegrationMetadata{}
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrationMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrationMetadata) ProtoMessage() {}
+
+func (x *IntegrationMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrationMetadata.ProtoReflect.Descriptor instead.
+func (*IntegrationMetadata) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *IntegrationMetadata) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *IntegrationMetadata) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IntegrationMetadata) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *IntegrationMetadata) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *IntegrationMetadata) GetOptions() []*IntegrationOption {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
 // ConfigSnapshot is the data-plane view of one workspace's configuration.
 type ConfigSnapshot struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -823,7 +1724,7 @@ type ConfigSnapshot struct {
 
 func (x *ConfigSnapshot) Reset() {
 	*x = ConfigSnapshot{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[6]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1736,7 @@ func (x *ConfigSnapshot) String() string {
 func (*ConfigSnapshot) ProtoMessage() {}
 
 func (x *ConfigSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[6]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1749,7 @@ func (x *ConfigSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigSnapshot.ProtoReflect.Descriptor instead.
 func (*ConfigSnapshot) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConfigSnapshot) GetWorkspace() *Workspace {
@@ -899,7 +1800,7 @@ type PaginationInput struct {
 
 func (x *PaginationInput) Reset() {
 	*x = PaginationInput{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1812,7 @@ func (x *PaginationInput) String() string {
 func (*PaginationInput) ProtoMessage() {}
 
 func (x *PaginationInput) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[7]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1825,7 @@ func (x *PaginationInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaginationInput.ProtoReflect.Descriptor instead.
 func (*PaginationInput) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PaginationInput) GetCount() int32 {
@@ -948,15 +1849,17 @@ type PaginationOutput struct {
 	Current string `protobuf:"bytes,1,opt,name=current,proto3" json:"current,omitempty"`
 	// next is the cursor of the next page; empty on the last page.
 	Next string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
-	// total_entries is the number of items in the whole list.
-	TotalEntries  int32 `protobuf:"varint,3,opt,name=total_entries,json=totalEntries,proto3" json:"total_entries,omitempty"`
+	// total_entries is the number of items in the whole (filtered) list.
+	TotalEntries int32 `protobuf:"varint,3,opt,name=total_entries,json=totalEntries,proto3" json:"total_entries,omitempty"`
+	// previous is the cursor of the previous page; empty on the first page.
+	Previous      string `protobuf:"bytes,4,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PaginationOutput) Reset() {
 	*x = PaginationOutput{}
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1871,7 @@ func (x *PaginationOutput) String() string {
 func (*PaginationOutput) ProtoMessage() {}
 
 func (x *PaginationOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[8]
+	mi := &file_switchyard_catalog_v1_catalog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1884,7 @@ func (x *PaginationOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaginationOutput.ProtoReflect.Descriptor instead.
 func (*PaginationOutput) Descriptor() ([]byte, []int) {
-	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_catalog_v1_catalog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PaginationOutput) GetCurrent() string {
@@ -1005,6 +1908,13 @@ func (x *PaginationOutput) GetTotalEntries() int32 {
 	return 0
 }
 
+func (x *PaginationOutput) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
 var File_switchyard_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
@@ -1015,7 +1925,7 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04slug\x18\x03 \x01(\tR\x04slug\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xcf\x01\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xeb\x01\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x14\n" +
@@ -1023,7 +1933,8 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12/\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04role\x129\n" +
 	"\n" +
-	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xea\x03\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
+	"\brevision\x18\a \x01(\x04R\brevision\"\xc0\a\n" +
 	"\x06Source\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x12\n" +
@@ -1040,10 +1951,26 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\f \x01(\tR\tcreatedBy\x1a9\n" +
+	"created_by\x18\f \x01(\tR\tcreatedBy\x12\x1a\n" +
+	"\brevision\x18\r \x01(\x04R\brevision\x12L\n" +
+	"\fdestinations\x18\x0e \x03(\v2(.switchyard.catalog.v1.ConnectedResourceR\fdestinations\x12(\n" +
+	"\x10created_by_email\x18\x0f \x01(\tR\x0ecreatedByEmail\x12)\n" +
+	"\x10lifecycle_exempt\x18\x10 \x01(\bR\x0flifecycleExempt\x12A\n" +
+	"\x0einactive_since\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\rinactiveSince\x12Q\n" +
+	"\x17disable_warning_sent_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x14disableWarningSentAt\x12\x1f\n" +
+	"\vdisabled_by\x18\x13 \x01(\tR\n" +
+	"disabledBy\x129\n" +
+	"\n" +
+	"updated_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12#\n" +
+	"\rwarehouse_ids\x18\x15 \x03(\tR\fwarehouseIds\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"e\n" +
+	"\x11ConnectedResource\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\"\x8d\x04\n" +
 	"\vDestination\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x12\n" +
@@ -1057,7 +1984,12 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\n" +
-	" \x01(\tR\tcreatedBy\"\xb5\x02\n" +
+	" \x01(\tR\tcreatedBy\x12\x1a\n" +
+	"\brevision\x18\v \x01(\x04R\brevision\x12@\n" +
+	"\x06source\x18\f \x01(\v2(.switchyard.catalog.v1.ConnectedResourceR\x06source\x12(\n" +
+	"\x10created_by_email\x18\r \x01(\tR\x0ecreatedByEmail\x129\n" +
+	"\n" +
+	"updated_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xab\x03\n" +
 	"\tWarehouse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x12\n" +
@@ -1068,12 +2000,90 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"source_ids\x18\x06 \x03(\tR\tsourceIds\x12\x18\n" +
 	"\aenabled\x18\a \x01(\bR\aenabled\x129\n" +
 	"\n" +
-	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x93\x01\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x04R\brevision\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\n" +
+	" \x01(\tR\tcreatedBy\x129\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x95\x02\n" +
 	"\tPrincipal\x12!\n" +
 	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12/\n" +
 	"\x04role\x18\x03 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04role\x12\x19\n" +
-	"\btoken_id\x18\x04 \x01(\tR\atokenId\"\xaf\x02\n" +
+	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\x12\x12\n" +
+	"\x04hint\x18\b \x01(\tR\x04hint\"\xe6\x01\n" +
+	"\bApiToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\x12/\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04role\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x06 \x01(\tR\tcreatedBy\x12\x12\n" +
+	"\x04hint\x18\a \x01(\tR\x04hint\"\xd3\x03\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x1d\n" +
+	"\n" +
+	"actor_type\x18\x03 \x01(\tR\tactorType\x12\x19\n" +
+	"\bactor_id\x18\x04 \x01(\tR\aactorId\x12\x1f\n" +
+	"\vactor_email\x18\x05 \x01(\tR\n" +
+	"actorEmail\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12#\n" +
+	"\rresource_type\x18\a \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\b \x01(\tR\n" +
+	"resourceId\x12#\n" +
+	"\rresource_name\x18\t \x01(\tR\fresourceName\x12.\n" +
+	"\x04time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12H\n" +
+	"\adetails\x18\v \x03(\v2..switchyard.catalog.v1.AuditEvent.DetailsEntryR\adetails\x1a:\n" +
+	"\fDetailsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd2\x01\n" +
+	"\x04View\x12\x12\n" +
+	"\x04page\x18\x01 \x01(\tR\x04page\x12\x18\n" +
+	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x12\n" +
+	"\x04sort\x18\x03 \x01(\tR\x04sort\x12\x18\n" +
+	"\afilters\x18\x04 \x03(\tR\afilters\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x04R\brevision\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x17\n" +
+	"\auser_id\x18\a \x01(\tR\x06userId\"\xf5\x01\n" +
+	"\x12IntegrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x18\n" +
+	"\awebsite\x18\x05 \x01(\tR\awebsite\x12\x10\n" +
+	"\x03why\x18\x06 \x01(\tR\x03why\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\"\xe8\x01\n" +
+	"\x11IntegrationOption\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\bR\x06secret\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12;\n" +
+	"\rdefault_value\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12\x18\n" +
+	"\achoices\x18\a \x03(\tR\achoices\"\xc3\x01\n" +
+	"\x13IntegrationMetadata\x12\x12\n" +
+	"\x04slug\x18\x01 \x01(\tR\x04slug\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x04 \x03(\tR\n" +
+	"categories\x12B\n" +
+	"\aoptions\x18\x05 \x03(\v2(.switchyard.catalog.v1.IntegrationOptionR\aoptions\"\xaf\x02\n" +
 	"\x0eConfigSnapshot\x12>\n" +
 	"\tworkspace\x18\x01 \x01(\v2 .switchyard.catalog.v1.WorkspaceR\tworkspace\x127\n" +
 	"\asources\x18\x02 \x03(\v2\x1d.switchyard.catalog.v1.SourceR\asources\x12F\n" +
@@ -1084,11 +2094,12 @@ const file_switchyard_catalog_v1_catalog_proto_rawDesc = "" +
 	"\brevision\x18\x05 \x01(\x04R\brevision\"?\n" +
 	"\x0fPaginationInput\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\x05R\x05count\x12\x16\n" +
-	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"e\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\"\x81\x01\n" +
 	"\x10PaginationOutput\x12\x18\n" +
 	"\acurrent\x18\x01 \x01(\tR\acurrent\x12\x12\n" +
 	"\x04next\x18\x02 \x01(\tR\x04next\x12#\n" +
-	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries*N\n" +
+	"\rtotal_entries\x18\x03 \x01(\x05R\ftotalEntries\x12\x1a\n" +
+	"\bprevious\x18\x04 \x01(\tR\bprevious*N\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -1118,7 +2129,7 @@ func file_switchyard_catalog_v1_catalog_proto_rawDescGZIP() []byte {
 }
 
 var file_switchyard_catalog_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_switchyard_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_switchyard_catalog_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_switchyard_catalog_v1_catalog_proto_goTypes = []any{
 	(Role)(0),                     // 0: switchyard.catalog.v1.Role
 	(Environment)(0),              // 1: switchyard.catalog.v1.Environment
@@ -1126,38 +2137,63 @@ var file_switchyard_catalog_v1_catalog_proto_goTypes = []any{
 	(*Workspace)(nil),             // 3: switchyard.catalog.v1.Workspace
 	(*User)(nil),                  // 4: switchyard.catalog.v1.User
 	(*Source)(nil),                // 5: switchyard.catalog.v1.Source
-	(*Destination)(nil),           // 6: switchyard.catalog.v1.Destination
-	(*Warehouse)(nil),             // 7: switchyard.catalog.v1.Warehouse
-	(*Principal)(nil),             // 8: switchyard.catalog.v1.Principal
-	(*ConfigSnapshot)(nil),        // 9: switchyard.catalog.v1.ConfigSnapshot
-	(*PaginationInput)(nil),       // 10: switchyard.catalog.v1.PaginationInput
-	(*PaginationOutput)(nil),      // 11: switchyard.catalog.v1.PaginationOutput
-	nil,                           // 12: switchyard.catalog.v1.Source.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 14: google.protobuf.Struct
+	(*ConnectedResource)(nil),     // 6: switchyard.catalog.v1.ConnectedResource
+	(*Destination)(nil),           // 7: switchyard.catalog.v1.Destination
+	(*Warehouse)(nil),             // 8: switchyard.catalog.v1.Warehouse
+	(*Principal)(nil),             // 9: switchyard.catalog.v1.Principal
+	(*ApiToken)(nil),              // 10: switchyard.catalog.v1.ApiToken
+	(*AuditEvent)(nil),            // 11: switchyard.catalog.v1.AuditEvent
+	(*View)(nil),                  // 12: switchyard.catalog.v1.View
+	(*IntegrationRequest)(nil),    // 13: switchyard.catalog.v1.IntegrationRequest
+	(*IntegrationOption)(nil),     // 14: switchyard.catalog.v1.IntegrationOption
+	(*IntegrationMetadata)(nil),   // 15: switchyard.catalog.v1.IntegrationMetadata
+	(*ConfigSnapshot)(nil),        // 16: switchyard.catalog.v1.ConfigSnapshot
+	(*PaginationInput)(nil),       // 17: switchyard.catalog.v1.PaginationInput
+	(*PaginationOutput)(nil),      // 18: switchyard.catalog.v1.PaginationOutput
+	nil,                           // 19: switchyard.catalog.v1.Source.LabelsEntry
+	nil,                           // 20: switchyard.catalog.v1.AuditEvent.DetailsEntry
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 22: google.protobuf.Struct
+	(*structpb.Value)(nil),        // 23: google.protobuf.Value
 }
 var file_switchyard_catalog_v1_catalog_proto_depIdxs = []int32{
-	13, // 0: switchyard.catalog.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
+	21, // 0: switchyard.catalog.v1.Workspace.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 1: switchyard.catalog.v1.User.role:type_name -> switchyard.catalog.v1.Role
-	13, // 2: switchyard.catalog.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	21, // 2: switchyard.catalog.v1.User.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 3: switchyard.catalog.v1.Source.environment:type_name -> switchyard.catalog.v1.Environment
-	12, // 4: switchyard.catalog.v1.Source.labels:type_name -> switchyard.catalog.v1.Source.LabelsEntry
-	13, // 5: switchyard.catalog.v1.Source.created_at:type_name -> google.protobuf.Timestamp
-	14, // 6: switchyard.catalog.v1.Destination.settings:type_name -> google.protobuf.Struct
-	13, // 7: switchyard.catalog.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 8: switchyard.catalog.v1.Warehouse.type:type_name -> switchyard.catalog.v1.WarehouseType
-	14, // 9: switchyard.catalog.v1.Warehouse.settings:type_name -> google.protobuf.Struct
-	13, // 10: switchyard.catalog.v1.Warehouse.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 11: switchyard.catalog.v1.Principal.role:type_name -> switchyard.catalog.v1.Role
-	3,  // 12: switchyard.catalog.v1.ConfigSnapshot.workspace:type_name -> switchyard.catalog.v1.Workspace
-	5,  // 13: switchyard.catalog.v1.ConfigSnapshot.sources:type_name -> switchyard.catalog.v1.Source
-	6,  // 14: switchyard.catalog.v1.ConfigSnapshot.destinations:type_name -> switchyard.catalog.v1.Destination
-	7,  // 15: switchyard.catalog.v1.ConfigSnapshot.warehouses:type_name -> switchyard.catalog.v1.Warehouse
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	19, // 4: switchyard.catalog.v1.Source.labels:type_name -> switchyard.catalog.v1.Source.LabelsEntry
+	21, // 5: switchyard.catalog.v1.Source.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 6: switchyard.catalog.v1.Source.destinations:type_name -> switchyard.catalog.v1.ConnectedResource
+	21, // 7: switchyard.catalog.v1.Source.inactive_since:type_name -> google.protobuf.Timestamp
+	21, // 8: switchyard.catalog.v1.Source.disable_warning_sent_at:type_name -> google.protobuf.Timestamp
+	21, // 9: switchyard.catalog.v1.Source.updated_at:type_name -> google.protobuf.Timestamp
+	22, // 10: switchyard.catalog.v1.Destination.settings:type_name -> google.protobuf.Struct
+	21, // 11: switchyard.catalog.v1.Destination.created_at:type_name -> google.protobuf.Timestamp
+	6,  // 12: switchyard.catalog.v1.Destination.source:type_name -> switchyard.catalog.v1.ConnectedResource
+	21, // 13: switchyard.catalog.v1.Destination.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 14: switchyard.catalog.v1.Warehouse.type:type_name -> switchyard.catalog.v1.WarehouseType
+	22, // 15: switchyard.catalog.v1.Warehouse.settings:type_name -> google.protobuf.Struct
+	21, // 16: switchyard.catalog.v1.Warehouse.created_at:type_name -> google.protobuf.Timestamp
+	21, // 17: switchyard.catalog.v1.Warehouse.updated_at:type_name -> google.protobuf.Timestamp
+	0,  // 18: switchyard.catalog.v1.Principal.role:type_name -> switchyard.catalog.v1.Role
+	21, // 19: switchyard.catalog.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
+	0,  // 20: switchyard.catalog.v1.ApiToken.role:type_name -> switchyard.catalog.v1.Role
+	21, // 21: switchyard.catalog.v1.ApiToken.created_at:type_name -> google.protobuf.Timestamp
+	21, // 22: switchyard.catalog.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	20, // 23: switchyard.catalog.v1.AuditEvent.details:type_name -> switchyard.catalog.v1.AuditEvent.DetailsEntry
+	21, // 24: switchyard.catalog.v1.View.updated_at:type_name -> google.protobuf.Timestamp
+	21, // 25: switchyard.catalog.v1.IntegrationRequest.created_at:type_name -> google.protobuf.Timestamp
+	23, // 26: switchyard.catalog.v1.IntegrationOption.default_value:type_name -> google.protobuf.Value
+	14, // 27: switchyard.catalog.v1.IntegrationMetadata.options:type_name -> switchyard.catalog.v1.IntegrationOption
+	3,  // 28: switchyard.catalog.v1.ConfigSnapshot.workspace:type_name -> switchyard.catalog.v1.Workspace
+	5,  // 29: switchyard.catalog.v1.ConfigSnapshot.sources:type_name -> switchyard.catalog.v1.Source
+	7,  // 30: switchyard.catalog.v1.ConfigSnapshot.destinations:type_name -> switchyard.catalog.v1.Destination
+	8,  // 31: switchyard.catalog.v1.ConfigSnapshot.warehouses:type_name -> switchyard.catalog.v1.Warehouse
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_catalog_v1_catalog_proto_init() }
@@ -1171,7 +2207,7 @@ func file_switchyard_catalog_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_catalog_v1_catalog_proto_rawDesc), len(file_switchyard_catalog_v1_catalog_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   10,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -110,7 +110,13 @@ func (x *GetWorkspaceResponse) GetWorkspace() *Workspace {
 type ListSourcesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pagination selects the page.
-	Pagination    *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	Pagination *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// sort is "<column>" or "<column>:asc|desc", e.g. "createdAt:desc"
+	// (README "List pages").
+	Sort string `protobuf:"bytes,2,opt,name=sort,proto3" json:"sort,omitempty"`
+	// filter holds "<column>:<op>:<value>" filters, all of which must match,
+	// e.g. "type:in:http-api,javascript" or "createdAt:gte:2026-01-01T00:00:00Z".
+	Filter        []string `protobuf:"bytes,3,rep,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +154,20 @@ func (*ListSourcesRequest) Descriptor() ([]byte, []int) {
 func (x *ListSourcesRequest) GetPagination() *PaginationInput {
 	if x != nil {
 		return x.Pagination
+	}
+	return nil
+}
+
+func (x *ListSourcesRequest) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *ListSourcesRequest) GetFilter() []string {
+	if x != nil {
+		return x.Filter
 	}
 	return nil
 }
@@ -313,9 +333,11 @@ type CreateSourceRequest struct {
 	// labels are free tags.
 	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// enabled defaults to true.
-	Enabled       *bool `protobuf:"varint,6,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Enabled *bool `protobuf:"varint,6,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// lifecycle_exempt puts the source on the lifecycle exception list.
+	LifecycleExempt bool `protobuf:"varint,7,opt,name=lifecycle_exempt,json=lifecycleExempt,proto3" json:"lifecycle_exempt,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateSourceRequest) Reset() {
@@ -390,6 +412,13 @@ func (x *CreateSourceRequest) GetEnabled() bool {
 	return false
 }
 
+func (x *CreateSourceRequest) GetLifecycleExempt() bool {
+	if x != nil {
+		return x.LifecycleExempt
+	}
+	return false
+}
+
 // CreateSourceResponse holds the created source.
 type CreateSourceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -440,7 +469,11 @@ func (x *CreateSourceResponse) GetSource() *Source {
 type ListDestinationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pagination selects the page.
-	Pagination    *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	Pagination *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// sort is "<column>" or "<column>:asc|desc" (see ListSourcesRequest).
+	Sort string `protobuf:"bytes,2,opt,name=sort,proto3" json:"sort,omitempty"`
+	// filter holds "<column>:<op>:<value>" filters (see ListSourcesRequest).
+	Filter        []string `protobuf:"bytes,3,rep,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +511,20 @@ func (*ListDestinationsRequest) Descriptor() ([]byte, []int) {
 func (x *ListDestinationsRequest) GetPagination() *PaginationInput {
 	if x != nil {
 		return x.Pagination
+	}
+	return nil
+}
+
+func (x *ListDestinationsRequest) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *ListDestinationsRequest) GetFilter() []string {
+	if x != nil {
+		return x.Filter
 	}
 	return nil
 }
@@ -1390,6 +1437,2854 @@ func (x *BootstrapWorkspaceResponse) GetWarehouse() *Warehouse {
 	return nil
 }
 
+// GetMeRequest asks who the caller is.
+type GetMeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMeRequest) Reset() {
+	*x = GetMeRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMeRequest) ProtoMessage() {}
+
+func (x *GetMeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMeRequest.ProtoReflect.Descriptor instead.
+func (*GetMeRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{26}
+}
+
+// GetMeResponse describes the caller.
+type GetMeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the caller's user.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// token is the token used, without its secret.
+	Token         *ApiToken `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMeResponse) Reset() {
+	*x = GetMeResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMeResponse) ProtoMessage() {}
+
+func (x *GetMeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMeResponse.ProtoReflect.Descriptor instead.
+func (*GetMeResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetMeResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *GetMeResponse) GetToken() *ApiToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// UpdateSourceRequest changes a source. Absent fields stay unchanged.
+type UpdateSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source to change.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// revision, when not 0, makes the update conditional: it fails with
+	// ABORTED (CATALOG_REVISION_MISMATCH) unless the source is still at it.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// name is the new display name.
+	Name *string `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// enabled enables or disables the source.
+	Enabled *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// environment is the new environment (unchanged when unspecified).
+	Environment Environment `protobuf:"varint,5,opt,name=environment,proto3,enum=switchyard.catalog.v1.Environment" json:"environment,omitempty"`
+	// labels, when not empty, replace the labels.
+	Labels map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// clear_labels removes every label.
+	ClearLabels bool `protobuf:"varint,7,opt,name=clear_labels,json=clearLabels,proto3" json:"clear_labels,omitempty"`
+	// lifecycle_exempt adds the source to or removes it from the exception list.
+	LifecycleExempt *bool `protobuf:"varint,8,opt,name=lifecycle_exempt,json=lifecycleExempt,proto3,oneof" json:"lifecycle_exempt,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateSourceRequest) Reset() {
+	*x = UpdateSourceRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceRequest) ProtoMessage() {}
+
+func (x *UpdateSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSourceRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateSourceRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSourceRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *UpdateSourceRequest) GetEnvironment() Environment {
+	if x != nil {
+		return x.Environment
+	}
+	return Environment_ENVIRONMENT_UNSPECIFIED
+}
+
+func (x *UpdateSourceRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *UpdateSourceRequest) GetClearLabels() bool {
+	if x != nil {
+		return x.ClearLabels
+	}
+	return false
+}
+
+func (x *UpdateSourceRequest) GetLifecycleExempt() bool {
+	if x != nil && x.LifecycleExempt != nil {
+		return *x.LifecycleExempt
+	}
+	return false
+}
+
+// UpdateSourceResponse holds the changed source.
+type UpdateSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the source after the change.
+	Source        *Source `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSourceResponse) Reset() {
+	*x = UpdateSourceResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSourceResponse) ProtoMessage() {}
+
+func (x *UpdateSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSourceResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSourceResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateSourceResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// DeleteSourceRequest names the source to remove.
+type DeleteSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source id.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// revision, when not 0, makes the delete conditional.
+	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceRequest) Reset() {
+	*x = DeleteSourceRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceRequest) ProtoMessage() {}
+
+func (x *DeleteSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSourceRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *DeleteSourceRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// DeleteSourceResponse confirms the removal.
+type DeleteSourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSourceResponse) Reset() {
+	*x = DeleteSourceResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSourceResponse) ProtoMessage() {}
+
+func (x *DeleteSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSourceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSourceResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{31}
+}
+
+// AddSourceLabelsRequest adds labels to a source.
+type AddSourceLabelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source id.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// labels are merged into the source's labels (same key: replaced).
+	Labels        map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSourceLabelsRequest) Reset() {
+	*x = AddSourceLabelsRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSourceLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSourceLabelsRequest) ProtoMessage() {}
+
+func (x *AddSourceLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSourceLabelsRequest.ProtoReflect.Descriptor instead.
+func (*AddSourceLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *AddSourceLabelsRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *AddSourceLabelsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// AddSourceLabelsResponse holds the changed source.
+type AddSourceLabelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the source after the change.
+	Source        *Source `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddSourceLabelsResponse) Reset() {
+	*x = AddSourceLabelsResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddSourceLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddSourceLabelsResponse) ProtoMessage() {}
+
+func (x *AddSourceLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddSourceLabelsResponse.ProtoReflect.Descriptor instead.
+func (*AddSourceLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AddSourceLabelsResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// CreateWriteKeyRequest adds a write key.
+type CreateWriteKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source id.
+	SourceId      string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWriteKeyRequest) Reset() {
+	*x = CreateWriteKeyRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWriteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWriteKeyRequest) ProtoMessage() {}
+
+func (x *CreateWriteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWriteKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateWriteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CreateWriteKeyRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// CreateWriteKeyResponse holds the new key and the source.
+type CreateWriteKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// write_key is the new key.
+	WriteKey string `protobuf:"bytes,1,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	// source is the source after the change.
+	Source        *Source `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWriteKeyResponse) Reset() {
+	*x = CreateWriteKeyResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWriteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWriteKeyResponse) ProtoMessage() {}
+
+func (x *CreateWriteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWriteKeyResponse.ProtoReflect.Descriptor instead.
+func (*CreateWriteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *CreateWriteKeyResponse) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+func (x *CreateWriteKeyResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// RevokeWriteKeyRequest removes a write key.
+type RevokeWriteKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source id.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// write_key is the key to revoke.
+	WriteKey      string `protobuf:"bytes,2,opt,name=write_key,json=writeKey,proto3" json:"write_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWriteKeyRequest) Reset() {
+	*x = RevokeWriteKeyRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWriteKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWriteKeyRequest) ProtoMessage() {}
+
+func (x *RevokeWriteKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWriteKeyRequest.ProtoReflect.Descriptor instead.
+func (*RevokeWriteKeyRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *RevokeWriteKeyRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *RevokeWriteKeyRequest) GetWriteKey() string {
+	if x != nil {
+		return x.WriteKey
+	}
+	return ""
+}
+
+// RevokeWriteKeyResponse holds the source.
+type RevokeWriteKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the source after the change.
+	Source        *Source `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeWriteKeyResponse) Reset() {
+	*x = RevokeWriteKeyResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeWriteKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeWriteKeyResponse) ProtoMessage() {}
+
+func (x *RevokeWriteKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeWriteKeyResponse.ProtoReflect.Descriptor instead.
+func (*RevokeWriteKeyResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RevokeWriteKeyResponse) GetSource() *Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+// UpdateDestinationRequest changes a destination. Absent fields stay unchanged.
+type UpdateDestinationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination to change.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// revision, when not 0, makes the update conditional (see UpdateSourceRequest).
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// name is the new display name.
+	Name *string `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// enabled enables or disables delivery.
+	Enabled *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// settings, when present, are merged key by key into the settings (a
+	// null value removes a key; a masked secret keeps the stored one) and the
+	// result is validated against the type's schema.
+	Settings      *structpb.Struct `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDestinationRequest) Reset() {
+	*x = UpdateDestinationRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDestinationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDestinationRequest) ProtoMessage() {}
+
+func (x *UpdateDestinationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDestinationRequest.ProtoReflect.Descriptor instead.
+func (*UpdateDestinationRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UpdateDestinationRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *UpdateDestinationRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateDestinationRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateDestinationRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *UpdateDestinationRequest) GetSettings() *structpb.Struct {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// UpdateDestinationResponse holds the changed destination.
+type UpdateDestinationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination is the destination after the change.
+	Destination   *Destination `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateDestinationResponse) Reset() {
+	*x = UpdateDestinationResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateDestinationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateDestinationResponse) ProtoMessage() {}
+
+func (x *UpdateDestinationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateDestinationResponse.ProtoReflect.Descriptor instead.
+func (*UpdateDestinationResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UpdateDestinationResponse) GetDestination() *Destination {
+	if x != nil {
+		return x.Destination
+	}
+	return nil
+}
+
+// CreateWarehouseRequest describes a new warehouse.
+type CreateWarehouseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the display name (required).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is the engine (required).
+	Type WarehouseType `protobuf:"varint,2,opt,name=type,proto3,enum=switchyard.catalog.v1.WarehouseType" json:"type,omitempty"`
+	// settings are validated against the engine's settings schema.
+	Settings *structpb.Struct `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"`
+	// source_ids are the sources to connect.
+	SourceIds []string `protobuf:"bytes,4,rep,name=source_ids,json=sourceIds,proto3" json:"source_ids,omitempty"`
+	// enabled defaults to true.
+	Enabled       *bool `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWarehouseRequest) Reset() {
+	*x = CreateWarehouseRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWarehouseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWarehouseRequest) ProtoMessage() {}
+
+func (x *CreateWarehouseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWarehouseRequest.ProtoReflect.Descriptor instead.
+func (*CreateWarehouseRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CreateWarehouseRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateWarehouseRequest) GetType() WarehouseType {
+	if x != nil {
+		return x.Type
+	}
+	return WarehouseType_WAREHOUSE_TYPE_UNSPECIFIED
+}
+
+func (x *CreateWarehouseRequest) GetSettings() *structpb.Struct {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *CreateWarehouseRequest) GetSourceIds() []string {
+	if x != nil {
+		return x.SourceIds
+	}
+	return nil
+}
+
+func (x *CreateWarehouseRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+// CreateWarehouseResponse holds the created warehouse.
+type CreateWarehouseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse is the created warehouse.
+	Warehouse     *Warehouse `protobuf:"bytes,1,opt,name=warehouse,proto3" json:"warehouse,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWarehouseResponse) Reset() {
+	*x = CreateWarehouseResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWarehouseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWarehouseResponse) ProtoMessage() {}
+
+func (x *CreateWarehouseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWarehouseResponse.ProtoReflect.Descriptor instead.
+func (*CreateWarehouseResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateWarehouseResponse) GetWarehouse() *Warehouse {
+	if x != nil {
+		return x.Warehouse
+	}
+	return nil
+}
+
+// UpdateWarehouseRequest changes a warehouse. Absent fields stay unchanged.
+type UpdateWarehouseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse to change.
+	WarehouseId string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	// revision, when not 0, makes the update conditional.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// name is the new display name.
+	Name *string `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// enabled enables or disables loading.
+	Enabled *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// settings, when present, are merged like destination settings.
+	Settings      *structpb.Struct `protobuf:"bytes,5,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWarehouseRequest) Reset() {
+	*x = UpdateWarehouseRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWarehouseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWarehouseRequest) ProtoMessage() {}
+
+func (x *UpdateWarehouseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWarehouseRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWarehouseRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UpdateWarehouseRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+func (x *UpdateWarehouseRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateWarehouseRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateWarehouseRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *UpdateWarehouseRequest) GetSettings() *structpb.Struct {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// UpdateWarehouseResponse holds the changed warehouse.
+type UpdateWarehouseResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse is the warehouse after the change.
+	Warehouse     *Warehouse `protobuf:"bytes,1,opt,name=warehouse,proto3" json:"warehouse,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWarehouseResponse) Reset() {
+	*x = UpdateWarehouseResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWarehouseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWarehouseResponse) ProtoMessage() {}
+
+func (x *UpdateWarehouseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWarehouseResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWarehouseResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *UpdateWarehouseResponse) GetWarehouse() *Warehouse {
+	if x != nil {
+		return x.Warehouse
+	}
+	return nil
+}
+
+// DeleteWarehouseRequest names the warehouse to remove.
+type DeleteWarehouseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse id.
+	WarehouseId   string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWarehouseRequest) Reset() {
+	*x = DeleteWarehouseRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWarehouseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWarehouseRequest) ProtoMessage() {}
+
+func (x *DeleteWarehouseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWarehouseRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWarehouseRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteWarehouseRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+// DeleteWarehouseResponse confirms the removal.
+type DeleteWarehouseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWarehouseResponse) Reset() {
+	*x = DeleteWarehouseResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWarehouseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWarehouseResponse) ProtoMessage() {}
+
+func (x *DeleteWarehouseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWarehouseResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWarehouseResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{45}
+}
+
+// ConnectWarehouseSourceRequest connects a source to a warehouse.
+type ConnectWarehouseSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse id.
+	WarehouseId string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	// source_id is the source id.
+	SourceId      string `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectWarehouseSourceRequest) Reset() {
+	*x = ConnectWarehouseSourceRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectWarehouseSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectWarehouseSourceRequest) ProtoMessage() {}
+
+func (x *ConnectWarehouseSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectWarehouseSourceRequest.ProtoReflect.Descriptor instead.
+func (*ConnectWarehouseSourceRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ConnectWarehouseSourceRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+func (x *ConnectWarehouseSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// ConnectWarehouseSourceResponse holds the warehouse.
+type ConnectWarehouseSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse is the warehouse after the change.
+	Warehouse     *Warehouse `protobuf:"bytes,1,opt,name=warehouse,proto3" json:"warehouse,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectWarehouseSourceResponse) Reset() {
+	*x = ConnectWarehouseSourceResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectWarehouseSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectWarehouseSourceResponse) ProtoMessage() {}
+
+func (x *ConnectWarehouseSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectWarehouseSourceResponse.ProtoReflect.Descriptor instead.
+func (*ConnectWarehouseSourceResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ConnectWarehouseSourceResponse) GetWarehouse() *Warehouse {
+	if x != nil {
+		return x.Warehouse
+	}
+	return nil
+}
+
+// DisconnectWarehouseSourceRequest disconnects a source from a warehouse.
+type DisconnectWarehouseSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse id.
+	WarehouseId string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	// source_id is the source id.
+	SourceId      string `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectWarehouseSourceRequest) Reset() {
+	*x = DisconnectWarehouseSourceRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectWarehouseSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectWarehouseSourceRequest) ProtoMessage() {}
+
+func (x *DisconnectWarehouseSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectWarehouseSourceRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectWarehouseSourceRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DisconnectWarehouseSourceRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+func (x *DisconnectWarehouseSourceRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// DisconnectWarehouseSourceResponse holds the warehouse.
+type DisconnectWarehouseSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse is the warehouse after the change.
+	Warehouse     *Warehouse `protobuf:"bytes,1,opt,name=warehouse,proto3" json:"warehouse,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectWarehouseSourceResponse) Reset() {
+	*x = DisconnectWarehouseSourceResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectWarehouseSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectWarehouseSourceResponse) ProtoMessage() {}
+
+func (x *DisconnectWarehouseSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectWarehouseSourceResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectWarehouseSourceResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *DisconnectWarehouseSourceResponse) GetWarehouse() *Warehouse {
+	if x != nil {
+		return x.Warehouse
+	}
+	return nil
+}
+
+// ListUsersRequest asks for the workspace's users.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pagination selects the page.
+	Pagination    *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListUsersRequest) GetPagination() *PaginationInput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// ListUsersResponse holds one page of users.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// users are the page's users.
+	Users []*User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// pagination describes the page.
+	Pagination    *PaginationOutput `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListUsersResponse) GetUsers() []*User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetPagination() *PaginationOutput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// CreateUserRequest describes a new user.
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// email is the login and notification address (required, unique).
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// name is the display name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// role is the user's role (required).
+	Role          Role `protobuf:"varint,3,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *CreateUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// CreateUserResponse holds the created user.
+type CreateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the created user.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *CreateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// UpdateUserRequest changes a user.
+type UpdateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the user to change.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// revision, when not 0, makes the update conditional.
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// name is the new display name.
+	Name *string `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	// role is the new role (unchanged when unspecified).
+	Role          Role `protobuf:"varint,4,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserRequest) Reset() {
+	*x = UpdateUserRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserRequest) ProtoMessage() {}
+
+func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *UpdateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// UpdateUserResponse holds the changed user.
+type UpdateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the user after the change.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserResponse) Reset() {
+	*x = UpdateUserResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserResponse) ProtoMessage() {}
+
+func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
+func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *UpdateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// DeleteUserRequest names the user to remove.
+type DeleteUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user_id is the user id.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *DeleteUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// DeleteUserResponse confirms the removal.
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{57}
+}
+
+// ListTokensRequest asks for the workspace's API tokens.
+type ListTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pagination selects the page.
+	Pagination    *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListTokensRequest) GetPagination() *PaginationInput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// ListTokensResponse holds one page of tokens.
+type ListTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tokens are the page's tokens, without secrets.
+	Tokens []*ApiToken `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// pagination describes the page.
+	Pagination    *PaginationOutput `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListTokensResponse) GetTokens() []*ApiToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ListTokensResponse) GetPagination() *PaginationOutput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// CreateTokenRequest describes a new API token.
+type CreateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name labels the token (required).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// user_id is the user the token acts as; the caller when empty.
+	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// role is the token's role; the user's role when unspecified. It may not
+	// exceed the user's role.
+	Role          Role `protobuf:"varint,3,opt,name=role,proto3,enum=switchyard.catalog.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenRequest) Reset() {
+	*x = CreateTokenRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenRequest) ProtoMessage() {}
+
+func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CreateTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *CreateTokenRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// CreateTokenResponse holds the token and, once, its secret.
+type CreateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token describes the token.
+	Token *ApiToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// secret is the bearer token; it is never shown again.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTokenResponse) Reset() {
+	*x = CreateTokenResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTokenResponse) ProtoMessage() {}
+
+func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateTokenResponse) GetToken() *ApiToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateTokenResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// DeleteTokenRequest names the token to revoke.
+type DeleteTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token_id is the token id.
+	TokenId       string `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokenRequest) Reset() {
+	*x = DeleteTokenRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokenRequest) ProtoMessage() {}
+
+func (x *DeleteTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokenRequest.ProtoReflect.Descriptor instead.
+func (*DeleteTokenRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *DeleteTokenRequest) GetTokenId() string {
+	if x != nil {
+		return x.TokenId
+	}
+	return ""
+}
+
+// DeleteTokenResponse confirms the revocation.
+type DeleteTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteTokenResponse) Reset() {
+	*x = DeleteTokenResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteTokenResponse) ProtoMessage() {}
+
+func (x *DeleteTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteTokenResponse.ProtoReflect.Descriptor instead.
+func (*DeleteTokenResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{63}
+}
+
+// ListCatalogSourcesRequest asks for the source types.
+type ListCatalogSourcesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogSourcesRequest) Reset() {
+	*x = ListCatalogSourcesRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogSourcesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogSourcesRequest) ProtoMessage() {}
+
+func (x *ListCatalogSourcesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogSourcesRequest.ProtoReflect.Descriptor instead.
+func (*ListCatalogSourcesRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{64}
+}
+
+// ListCatalogSourcesResponse holds the source types.
+type ListCatalogSourcesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sources are the source types.
+	Sources       []*IntegrationMetadata `protobuf:"bytes,1,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogSourcesResponse) Reset() {
+	*x = ListCatalogSourcesResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogSourcesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogSourcesResponse) ProtoMessage() {}
+
+func (x *ListCatalogSourcesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogSourcesResponse.ProtoReflect.Descriptor instead.
+func (*ListCatalogSourcesResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListCatalogSourcesResponse) GetSources() []*IntegrationMetadata {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+// ListCatalogDestinationsRequest asks for the destination types.
+type ListCatalogDestinationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogDestinationsRequest) Reset() {
+	*x = ListCatalogDestinationsRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogDestinationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogDestinationsRequest) ProtoMessage() {}
+
+func (x *ListCatalogDestinationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogDestinationsRequest.ProtoReflect.Descriptor instead.
+func (*ListCatalogDestinationsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{66}
+}
+
+// ListCatalogDestinationsResponse holds the destination types.
+type ListCatalogDestinationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destinations are the destination types.
+	Destinations  []*IntegrationMetadata `protobuf:"bytes,1,rep,name=destinations,proto3" json:"destinations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogDestinationsResponse) Reset() {
+	*x = ListCatalogDestinationsResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogDestinationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogDestinationsResponse) ProtoMessage() {}
+
+func (x *ListCatalogDestinationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogDestinationsResponse.ProtoReflect.Descriptor instead.
+func (*ListCatalogDestinationsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ListCatalogDestinationsResponse) GetDestinations() []*IntegrationMetadata {
+	if x != nil {
+		return x.Destinations
+	}
+	return nil
+}
+
+// ListCatalogWarehousesRequest asks for the warehouse types.
+type ListCatalogWarehousesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogWarehousesRequest) Reset() {
+	*x = ListCatalogWarehousesRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogWarehousesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogWarehousesRequest) ProtoMessage() {}
+
+func (x *ListCatalogWarehousesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogWarehousesRequest.ProtoReflect.Descriptor instead.
+func (*ListCatalogWarehousesRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{68}
+}
+
+// ListCatalogWarehousesResponse holds the warehouse types.
+type ListCatalogWarehousesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouses are the warehouse types.
+	Warehouses    []*IntegrationMetadata `protobuf:"bytes,1,rep,name=warehouses,proto3" json:"warehouses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCatalogWarehousesResponse) Reset() {
+	*x = ListCatalogWarehousesResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCatalogWarehousesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCatalogWarehousesResponse) ProtoMessage() {}
+
+func (x *ListCatalogWarehousesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCatalogWarehousesResponse.ProtoReflect.Descriptor instead.
+func (*ListCatalogWarehousesResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ListCatalogWarehousesResponse) GetWarehouses() []*IntegrationMetadata {
+	if x != nil {
+		return x.Warehouses
+	}
+	return nil
+}
+
+// GetViewRequest names a list page.
+type GetViewRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page is "sources" or "destinations".
+	Page          string `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetViewRequest) Reset() {
+	*x = GetViewRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetViewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetViewRequest) ProtoMessage() {}
+
+func (x *GetViewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetViewRequest.ProtoReflect.Descriptor instead.
+func (*GetViewRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GetViewRequest) GetPage() string {
+	if x != nil {
+		return x.Page
+	}
+	return ""
+}
+
+// GetViewResponse holds the view.
+type GetViewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// view is the saved view, or the default one.
+	View *View `protobuf:"bytes,1,opt,name=view,proto3" json:"view,omitempty"`
+	// available_columns are the columns the page offers.
+	AvailableColumns []string `protobuf:"bytes,2,rep,name=available_columns,json=availableColumns,proto3" json:"available_columns,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GetViewResponse) Reset() {
+	*x = GetViewResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetViewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetViewResponse) ProtoMessage() {}
+
+func (x *GetViewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetViewResponse.ProtoReflect.Descriptor instead.
+func (*GetViewResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *GetViewResponse) GetView() *View {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
+func (x *GetViewResponse) GetAvailableColumns() []string {
+	if x != nil {
+		return x.AvailableColumns
+	}
+	return nil
+}
+
+// PutViewRequest saves a view.
+type PutViewRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page is "sources" or "destinations".
+	Page string `protobuf:"bytes,1,opt,name=page,proto3" json:"page,omitempty"`
+	// columns are at most five of the page's columns.
+	Columns []string `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
+	// sort is in the list syntax.
+	Sort string `protobuf:"bytes,3,opt,name=sort,proto3" json:"sort,omitempty"`
+	// filters are in the list syntax.
+	Filters []string `protobuf:"bytes,4,rep,name=filters,proto3" json:"filters,omitempty"`
+	// revision, when not 0, makes the save conditional.
+	Revision      uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutViewRequest) Reset() {
+	*x = PutViewRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutViewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutViewRequest) ProtoMessage() {}
+
+func (x *PutViewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutViewRequest.ProtoReflect.Descriptor instead.
+func (*PutViewRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *PutViewRequest) GetPage() string {
+	if x != nil {
+		return x.Page
+	}
+	return ""
+}
+
+func (x *PutViewRequest) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *PutViewRequest) GetSort() string {
+	if x != nil {
+		return x.Sort
+	}
+	return ""
+}
+
+func (x *PutViewRequest) GetFilters() []string {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+func (x *PutViewRequest) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// PutViewResponse holds the saved view.
+type PutViewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// view is the saved view.
+	View          *View `protobuf:"bytes,1,opt,name=view,proto3" json:"view,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutViewResponse) Reset() {
+	*x = PutViewResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutViewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutViewResponse) ProtoMessage() {}
+
+func (x *PutViewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutViewResponse.ProtoReflect.Descriptor instead.
+func (*PutViewResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *PutViewResponse) GetView() *View {
+	if x != nil {
+		return x.View
+	}
+	return nil
+}
+
+// ListAuditEventsRequest asks for a page of the audit trail.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pagination selects the page.
+	Pagination *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// resource_id keeps only the events of one resource.
+	ResourceId string `protobuf:"bytes,2,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// action keeps only one action, e.g. "Source Disabled".
+	Action        string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ListAuditEventsRequest) GetPagination() *PaginationInput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+// ListAuditEventsResponse holds one page of events.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// audit_events are the page's events, newest first.
+	AuditEvents []*AuditEvent `protobuf:"bytes,1,rep,name=audit_events,json=auditEvents,proto3" json:"audit_events,omitempty"`
+	// pagination describes the page.
+	Pagination    *PaginationOutput `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ListAuditEventsResponse) GetAuditEvents() []*AuditEvent {
+	if x != nil {
+		return x.AuditEvents
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetPagination() *PaginationOutput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// CreateIntegrationRequestRequest asks for a missing integration.
+type CreateIntegrationRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is "source", "destination" or "warehouse" (required).
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// name is the integration asked for (required).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// website is its website (an absolute http or https URL when given).
+	Website string `protobuf:"bytes,3,opt,name=website,proto3" json:"website,omitempty"`
+	// why says what it is needed for.
+	Why           string `protobuf:"bytes,4,opt,name=why,proto3" json:"why,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateIntegrationRequestRequest) Reset() {
+	*x = CreateIntegrationRequestRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIntegrationRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIntegrationRequestRequest) ProtoMessage() {}
+
+func (x *CreateIntegrationRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIntegrationRequestRequest.ProtoReflect.Descriptor instead.
+func (*CreateIntegrationRequestRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *CreateIntegrationRequestRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CreateIntegrationRequestRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateIntegrationRequestRequest) GetWebsite() string {
+	if x != nil {
+		return x.Website
+	}
+	return ""
+}
+
+func (x *CreateIntegrationRequestRequest) GetWhy() string {
+	if x != nil {
+		return x.Why
+	}
+	return ""
+}
+
+// CreateIntegrationRequestResponse holds the stored request.
+type CreateIntegrationRequestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// integration_request is the stored request.
+	IntegrationRequest *IntegrationRequest `protobuf:"bytes,1,opt,name=integration_request,json=integrationRequest,proto3" json:"integration_request,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CreateIntegrationRequestResponse) Reset() {
+	*x = CreateIntegrationRequestResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateIntegrationRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateIntegrationRequestResponse) ProtoMessage() {}
+
+func (x *CreateIntegrationRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateIntegrationRequestResponse.ProtoReflect.Descriptor instead.
+func (*CreateIntegrationRequestResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *CreateIntegrationRequestResponse) GetIntegrationRequest() *IntegrationRequest {
+	if x != nil {
+		return x.IntegrationRequest
+	}
+	return nil
+}
+
+// ListIntegrationRequestsRequest asks for the workspace's requests.
+type ListIntegrationRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pagination selects the page.
+	Pagination    *PaginationInput `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIntegrationRequestsRequest) Reset() {
+	*x = ListIntegrationRequestsRequest{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIntegrationRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIntegrationRequestsRequest) ProtoMessage() {}
+
+func (x *ListIntegrationRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIntegrationRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListIntegrationRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ListIntegrationRequestsRequest) GetPagination() *PaginationInput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+// ListIntegrationRequestsResponse holds one page of requests.
+type ListIntegrationRequestsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// integration_requests are the page's requests, newest first.
+	IntegrationRequests []*IntegrationRequest `protobuf:"bytes,1,rep,name=integration_requests,json=integrationRequests,proto3" json:"integration_requests,omitempty"`
+	// pagination describes the page.
+	Pagination    *PaginationOutput `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIntegrationRequestsResponse) Reset() {
+	*x = ListIntegrationRequestsResponse{}
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIntegrationRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIntegrationRequestsResponse) ProtoMessage() {}
+
+func (x *ListIntegrationRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_catalog_v1_catalog_service_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIntegrationRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListIntegrationRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ListIntegrationRequestsResponse) GetIntegrationRequests() []*IntegrationRequest {
+	if x != nil {
+		return x.IntegrationRequests
+	}
+	return nil
+}
+
+func (x *ListIntegrationRequestsResponse) GetPagination() *PaginationOutput {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
 var File_switchyard_catalog_v1_catalog_service_proto protoreflect.FileDescriptor
 
 const file_switchyard_catalog_v1_catalog_service_proto_rawDesc = "" +
@@ -1397,11 +4292,13 @@ const file_switchyard_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"+switchyard/catalog/v1/catalog_service.proto\x12\x15switchyard.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a#switchyard/catalog/v1/catalog.proto\"\x15\n" +
 	"\x13GetWorkspaceRequest\"V\n" +
 	"\x14GetWorkspaceResponse\x12>\n" +
-	"\tworkspace\x18\x01 \x01(\v2 .switchyard.catalog.v1.WorkspaceR\tworkspace\"\\\n" +
+	"\tworkspace\x18\x01 \x01(\v2 .switchyard.catalog.v1.WorkspaceR\tworkspace\"\x88\x01\n" +
 	"\x12ListSourcesRequest\x12F\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
-	"pagination\"\x97\x01\n" +
+	"pagination\x12\x12\n" +
+	"\x04sort\x18\x02 \x01(\tR\x04sort\x12\x16\n" +
+	"\x06filter\x18\x03 \x03(\tR\x06filter\"\x97\x01\n" +
 	"\x13ListSourcesResponse\x127\n" +
 	"\asources\x18\x01 \x03(\v2\x1d.switchyard.catalog.v1.SourceR\asources\x12G\n" +
 	"\n" +
@@ -1410,25 +4307,28 @@ const file_switchyard_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\x10GetSourceRequest\x12\x1b\n" +
 	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"J\n" +
 	"\x11GetSourceResponse\x125\n" +
-	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"\xcd\x02\n" +
+	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"\xf8\x02\n" +
 	"\x13CreateSourceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12D\n" +
 	"\venvironment\x18\x04 \x01(\x0e2\".switchyard.catalog.v1.EnvironmentR\venvironment\x12N\n" +
 	"\x06labels\x18\x05 \x03(\v26.switchyard.catalog.v1.CreateSourceRequest.LabelsEntryR\x06labels\x12\x1d\n" +
-	"\aenabled\x18\x06 \x01(\bH\x00R\aenabled\x88\x01\x01\x1a9\n" +
+	"\aenabled\x18\x06 \x01(\bH\x00R\aenabled\x88\x01\x01\x12)\n" +
+	"\x10lifecycle_exempt\x18\a \x01(\bR\x0flifecycleExempt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\n" +
 	"\n" +
 	"\b_enabled\"M\n" +
 	"\x14CreateSourceResponse\x125\n" +
-	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"a\n" +
+	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"\x8d\x01\n" +
 	"\x17ListDestinationsRequest\x12F\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
-	"pagination\"\xab\x01\n" +
+	"pagination\x12\x12\n" +
+	"\x04sort\x18\x02 \x01(\tR\x04sort\x12\x16\n" +
+	"\x06filter\x18\x03 \x03(\tR\x06filter\"\xab\x01\n" +
 	"\x18ListDestinationsResponse\x12F\n" +
 	"\fdestinations\x18\x01 \x03(\v2\".switchyard.catalog.v1.DestinationR\fdestinations\x12G\n" +
 	"\n" +
@@ -1489,7 +4389,194 @@ const file_switchyard_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\vadmin_token\x18\x04 \x01(\tR\n" +
 	"adminToken\x125\n" +
 	"\x06source\x18\x05 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\x12>\n" +
-	"\twarehouse\x18\x06 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse2\x91\x0e\n" +
+	"\twarehouse\x18\x06 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse\"\x0e\n" +
+	"\fGetMeRequest\"w\n" +
+	"\rGetMeResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.switchyard.catalog.v1.UserR\x04user\x125\n" +
+	"\x05token\x18\x02 \x01(\v2\x1f.switchyard.catalog.v1.ApiTokenR\x05token\"\xd4\x03\n" +
+	"\x13UpdateSourceRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x01R\aenabled\x88\x01\x01\x12D\n" +
+	"\venvironment\x18\x05 \x01(\x0e2\".switchyard.catalog.v1.EnvironmentR\venvironment\x12N\n" +
+	"\x06labels\x18\x06 \x03(\v26.switchyard.catalog.v1.UpdateSourceRequest.LabelsEntryR\x06labels\x12!\n" +
+	"\fclear_labels\x18\a \x01(\bR\vclearLabels\x12.\n" +
+	"\x10lifecycle_exempt\x18\b \x01(\bH\x02R\x0flifecycleExempt\x88\x01\x01\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\a\n" +
+	"\x05_nameB\n" +
+	"\n" +
+	"\b_enabledB\x13\n" +
+	"\x11_lifecycle_exempt\"M\n" +
+	"\x14UpdateSourceResponse\x125\n" +
+	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"N\n" +
+	"\x13DeleteSourceRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"\x16\n" +
+	"\x14DeleteSourceResponse\"\xc3\x01\n" +
+	"\x16AddSourceLabelsRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12Q\n" +
+	"\x06labels\x18\x02 \x03(\v29.switchyard.catalog.v1.AddSourceLabelsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x17AddSourceLabelsResponse\x125\n" +
+	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"4\n" +
+	"\x15CreateWriteKeyRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\"l\n" +
+	"\x16CreateWriteKeyResponse\x12\x1b\n" +
+	"\twrite_key\x18\x01 \x01(\tR\bwriteKey\x125\n" +
+	"\x06source\x18\x02 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"Q\n" +
+	"\x15RevokeWriteKeyRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1b\n" +
+	"\twrite_key\x18\x02 \x01(\tR\bwriteKey\"O\n" +
+	"\x16RevokeWriteKeyResponse\x125\n" +
+	"\x06source\x18\x01 \x01(\v2\x1d.switchyard.catalog.v1.SourceR\x06source\"\xdf\x01\n" +
+	"\x18UpdateDestinationRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x01R\aenabled\x88\x01\x01\x123\n" +
+	"\bsettings\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bsettingsB\a\n" +
+	"\x05_nameB\n" +
+	"\n" +
+	"\b_enabled\"a\n" +
+	"\x19UpdateDestinationResponse\x12D\n" +
+	"\vdestination\x18\x01 \x01(\v2\".switchyard.catalog.v1.DestinationR\vdestination\"\xe5\x01\n" +
+	"\x16CreateWarehouseRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
+	"\x04type\x18\x02 \x01(\x0e2$.switchyard.catalog.v1.WarehouseTypeR\x04type\x123\n" +
+	"\bsettings\x18\x03 \x01(\v2\x17.google.protobuf.StructR\bsettings\x12\x1d\n" +
+	"\n" +
+	"source_ids\x18\x04 \x03(\tR\tsourceIds\x12\x1d\n" +
+	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
+	"\n" +
+	"\b_enabled\"Y\n" +
+	"\x17CreateWarehouseResponse\x12>\n" +
+	"\twarehouse\x18\x01 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse\"\xd9\x01\n" +
+	"\x16UpdateWarehouseRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x01R\aenabled\x88\x01\x01\x123\n" +
+	"\bsettings\x18\x05 \x01(\v2\x17.google.protobuf.StructR\bsettingsB\a\n" +
+	"\x05_nameB\n" +
+	"\n" +
+	"\b_enabled\"Y\n" +
+	"\x17UpdateWarehouseResponse\x12>\n" +
+	"\twarehouse\x18\x01 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse\";\n" +
+	"\x16DeleteWarehouseRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\"\x19\n" +
+	"\x17DeleteWarehouseResponse\"_\n" +
+	"\x1dConnectWarehouseSourceRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"`\n" +
+	"\x1eConnectWarehouseSourceResponse\x12>\n" +
+	"\twarehouse\x18\x01 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse\"b\n" +
+	" DisconnectWarehouseSourceRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\"c\n" +
+	"!DisconnectWarehouseSourceResponse\x12>\n" +
+	"\twarehouse\x18\x01 \x01(\v2 .switchyard.catalog.v1.WarehouseR\twarehouse\"Z\n" +
+	"\x10ListUsersRequest\x12F\n" +
+	"\n" +
+	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
+	"pagination\"\x8f\x01\n" +
+	"\x11ListUsersResponse\x121\n" +
+	"\x05users\x18\x01 \x03(\v2\x1b.switchyard.catalog.v1.UserR\x05users\x12G\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2'.switchyard.catalog.v1.PaginationOutputR\n" +
+	"pagination\"n\n" +
+	"\x11CreateUserRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04role\"E\n" +
+	"\x12CreateUserResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.switchyard.catalog.v1.UserR\x04user\"\x9b\x01\n" +
+	"\x11UpdateUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x12/\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04roleB\a\n" +
+	"\x05_name\"E\n" +
+	"\x12UpdateUserResponse\x12/\n" +
+	"\x04user\x18\x01 \x01(\v2\x1b.switchyard.catalog.v1.UserR\x04user\",\n" +
+	"\x11DeleteUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
+	"\x12DeleteUserResponse\"[\n" +
+	"\x11ListTokensRequest\x12F\n" +
+	"\n" +
+	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
+	"pagination\"\x96\x01\n" +
+	"\x12ListTokensResponse\x127\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1f.switchyard.catalog.v1.ApiTokenR\x06tokens\x12G\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2'.switchyard.catalog.v1.PaginationOutputR\n" +
+	"pagination\"r\n" +
+	"\x12CreateTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12/\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x1b.switchyard.catalog.v1.RoleR\x04role\"d\n" +
+	"\x13CreateTokenResponse\x125\n" +
+	"\x05token\x18\x01 \x01(\v2\x1f.switchyard.catalog.v1.ApiTokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"/\n" +
+	"\x12DeleteTokenRequest\x12\x19\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x15\n" +
+	"\x13DeleteTokenResponse\"\x1b\n" +
+	"\x19ListCatalogSourcesRequest\"b\n" +
+	"\x1aListCatalogSourcesResponse\x12D\n" +
+	"\asources\x18\x01 \x03(\v2*.switchyard.catalog.v1.IntegrationMetadataR\asources\" \n" +
+	"\x1eListCatalogDestinationsRequest\"q\n" +
+	"\x1fListCatalogDestinationsResponse\x12N\n" +
+	"\fdestinations\x18\x01 \x03(\v2*.switchyard.catalog.v1.IntegrationMetadataR\fdestinations\"\x1e\n" +
+	"\x1cListCatalogWarehousesRequest\"k\n" +
+	"\x1dListCatalogWarehousesResponse\x12J\n" +
+	"\n" +
+	"warehouses\x18\x01 \x03(\v2*.switchyard.catalog.v1.IntegrationMetadataR\n" +
+	"warehouses\"$\n" +
+	"\x0eGetViewRequest\x12\x12\n" +
+	"\x04page\x18\x01 \x01(\tR\x04page\"o\n" +
+	"\x0fGetViewResponse\x12/\n" +
+	"\x04view\x18\x01 \x01(\v2\x1b.switchyard.catalog.v1.ViewR\x04view\x12+\n" +
+	"\x11available_columns\x18\x02 \x03(\tR\x10availableColumns\"\x88\x01\n" +
+	"\x0ePutViewRequest\x12\x12\n" +
+	"\x04page\x18\x01 \x01(\tR\x04page\x12\x18\n" +
+	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x12\n" +
+	"\x04sort\x18\x03 \x01(\tR\x04sort\x12\x18\n" +
+	"\afilters\x18\x04 \x03(\tR\afilters\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\x04R\brevision\"B\n" +
+	"\x0fPutViewResponse\x12/\n" +
+	"\x04view\x18\x01 \x01(\v2\x1b.switchyard.catalog.v1.ViewR\x04view\"\x99\x01\n" +
+	"\x16ListAuditEventsRequest\x12F\n" +
+	"\n" +
+	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
+	"pagination\x12\x1f\n" +
+	"\vresource_id\x18\x02 \x01(\tR\n" +
+	"resourceId\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\"\xa8\x01\n" +
+	"\x17ListAuditEventsResponse\x12D\n" +
+	"\faudit_events\x18\x01 \x03(\v2!.switchyard.catalog.v1.AuditEventR\vauditEvents\x12G\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2'.switchyard.catalog.v1.PaginationOutputR\n" +
+	"pagination\"u\n" +
+	"\x1fCreateIntegrationRequestRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\awebsite\x18\x03 \x01(\tR\awebsite\x12\x10\n" +
+	"\x03why\x18\x04 \x01(\tR\x03why\"~\n" +
+	" CreateIntegrationRequestResponse\x12Z\n" +
+	"\x13integration_request\x18\x01 \x01(\v2).switchyard.catalog.v1.IntegrationRequestR\x12integrationRequest\"h\n" +
+	"\x1eListIntegrationRequestsRequest\x12F\n" +
+	"\n" +
+	"pagination\x18\x01 \x01(\v2&.switchyard.catalog.v1.PaginationInputR\n" +
+	"pagination\"\xc8\x01\n" +
+	"\x1fListIntegrationRequestsResponse\x12\\\n" +
+	"\x14integration_requests\x18\x01 \x03(\v2).switchyard.catalog.v1.IntegrationRequestR\x13integrationRequests\x12G\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2'.switchyard.catalog.v1.PaginationOutputR\n" +
+	"pagination2\xa2.\n" +
 	"\x0eCatalogService\x12\x82\x01\n" +
 	"\fGetWorkspace\x12*.switchyard.catalog.v1.GetWorkspaceRequest\x1a+.switchyard.catalog.v1.GetWorkspaceResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/api/v1/workspace\x12}\n" +
 	"\vListSources\x12).switchyard.catalog.v1.ListSourcesRequest\x1a*.switchyard.catalog.v1.ListSourcesResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/sources\x12\x83\x01\n" +
@@ -1500,7 +4587,39 @@ const file_switchyard_catalog_v1_catalog_service_proto_rawDesc = "" +
 	"\x11CreateDestination\x12/.switchyard.catalog.v1.CreateDestinationRequest\x1a0.switchyard.catalog.v1.CreateDestinationResponse\"\x1f\x82\xd3\xe4\x93\x02\x19:\x01*\"\x14/api/v1/destinations\x12\xa5\x01\n" +
 	"\x11DeleteDestination\x12/.switchyard.catalog.v1.DeleteDestinationRequest\x1a0.switchyard.catalog.v1.DeleteDestinationResponse\"-\x82\xd3\xe4\x93\x02'*%/api/v1/destinations/{destination_id}\x12\x89\x01\n" +
 	"\x0eListWarehouses\x12,.switchyard.catalog.v1.ListWarehousesRequest\x1a-.switchyard.catalog.v1.ListWarehousesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/warehouses\x12\x92\x01\n" +
-	"\fGetWarehouse\x12*.switchyard.catalog.v1.GetWarehouseRequest\x1a+.switchyard.catalog.v1.GetWarehouseResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/warehouses/{warehouse_id}\x12v\n" +
+	"\fGetWarehouse\x12*.switchyard.catalog.v1.GetWarehouseRequest\x1a+.switchyard.catalog.v1.GetWarehouseResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/warehouses/{warehouse_id}\x12f\n" +
+	"\x05GetMe\x12#.switchyard.catalog.v1.GetMeRequest\x1a$.switchyard.catalog.v1.GetMeResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
+	"/api/v1/me\x12\x8f\x01\n" +
+	"\fUpdateSource\x12*.switchyard.catalog.v1.UpdateSourceRequest\x1a+.switchyard.catalog.v1.UpdateSourceResponse\"&\x82\xd3\xe4\x93\x02 :\x01*2\x1b/api/v1/sources/{source_id}\x12\x8c\x01\n" +
+	"\fDeleteSource\x12*.switchyard.catalog.v1.DeleteSourceRequest\x1a+.switchyard.catalog.v1.DeleteSourceResponse\"#\x82\xd3\xe4\x93\x02\x1d*\x1b/api/v1/sources/{source_id}\x12\x9f\x01\n" +
+	"\x0fAddSourceLabels\x12-.switchyard.catalog.v1.AddSourceLabelsRequest\x1a..switchyard.catalog.v1.AddSourceLabelsResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/api/v1/sources/{source_id}/labels\x12\xa0\x01\n" +
+	"\x0eCreateWriteKey\x12,.switchyard.catalog.v1.CreateWriteKeyRequest\x1a-.switchyard.catalog.v1.CreateWriteKeyResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/api/v1/sources/{source_id}/write-keys\x12\xa9\x01\n" +
+	"\x0eRevokeWriteKey\x12,.switchyard.catalog.v1.RevokeWriteKeyRequest\x1a-.switchyard.catalog.v1.RevokeWriteKeyResponse\":\x82\xd3\xe4\x93\x024*2/api/v1/sources/{source_id}/write-keys/{write_key}\x12\xa8\x01\n" +
+	"\x11UpdateDestination\x12/.switchyard.catalog.v1.UpdateDestinationRequest\x1a0.switchyard.catalog.v1.UpdateDestinationResponse\"0\x82\xd3\xe4\x93\x02*:\x01*2%/api/v1/destinations/{destination_id}\x12\x8f\x01\n" +
+	"\x0fCreateWarehouse\x12-.switchyard.catalog.v1.CreateWarehouseRequest\x1a..switchyard.catalog.v1.CreateWarehouseResponse\"\x1d\x82\xd3\xe4\x93\x02\x17:\x01*\"\x12/api/v1/warehouses\x12\x9e\x01\n" +
+	"\x0fUpdateWarehouse\x12-.switchyard.catalog.v1.UpdateWarehouseRequest\x1a..switchyard.catalog.v1.UpdateWarehouseResponse\",\x82\xd3\xe4\x93\x02&:\x01*2!/api/v1/warehouses/{warehouse_id}\x12\x9b\x01\n" +
+	"\x0fDeleteWarehouse\x12-.switchyard.catalog.v1.DeleteWarehouseRequest\x1a..switchyard.catalog.v1.DeleteWarehouseResponse\")\x82\xd3\xe4\x93\x02#*!/api/v1/warehouses/{warehouse_id}\x12\xce\x01\n" +
+	"\x16ConnectWarehouseSource\x124.switchyard.catalog.v1.ConnectWarehouseSourceRequest\x1a5.switchyard.catalog.v1.ConnectWarehouseSourceResponse\"G\x82\xd3\xe4\x93\x02A\"?/api/v1/warehouses/{warehouse_id}/connected-sources/{source_id}\x12\xd7\x01\n" +
+	"\x19DisconnectWarehouseSource\x127.switchyard.catalog.v1.DisconnectWarehouseSourceRequest\x1a8.switchyard.catalog.v1.DisconnectWarehouseSourceResponse\"G\x82\xd3\xe4\x93\x02A*?/api/v1/warehouses/{warehouse_id}/connected-sources/{source_id}\x12u\n" +
+	"\tListUsers\x12'.switchyard.catalog.v1.ListUsersRequest\x1a(.switchyard.catalog.v1.ListUsersResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/users\x12{\n" +
+	"\n" +
+	"CreateUser\x12(.switchyard.catalog.v1.CreateUserRequest\x1a).switchyard.catalog.v1.CreateUserResponse\"\x18\x82\xd3\xe4\x93\x02\x12:\x01*\"\r/api/v1/users\x12\x85\x01\n" +
+	"\n" +
+	"UpdateUser\x12(.switchyard.catalog.v1.UpdateUserRequest\x1a).switchyard.catalog.v1.UpdateUserResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*2\x17/api/v1/users/{user_id}\x12\x82\x01\n" +
+	"\n" +
+	"DeleteUser\x12(.switchyard.catalog.v1.DeleteUserRequest\x1a).switchyard.catalog.v1.DeleteUserResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/users/{user_id}\x12y\n" +
+	"\n" +
+	"ListTokens\x12(.switchyard.catalog.v1.ListTokensRequest\x1a).switchyard.catalog.v1.ListTokensResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/tokens\x12\x7f\n" +
+	"\vCreateToken\x12).switchyard.catalog.v1.CreateTokenRequest\x1a*.switchyard.catalog.v1.CreateTokenResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/tokens\x12\x87\x01\n" +
+	"\vDeleteToken\x12).switchyard.catalog.v1.DeleteTokenRequest\x1a*.switchyard.catalog.v1.DeleteTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/api/v1/tokens/{token_id}\x12\x9a\x01\n" +
+	"\x12ListCatalogSources\x120.switchyard.catalog.v1.ListCatalogSourcesRequest\x1a1.switchyard.catalog.v1.ListCatalogSourcesResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/catalog/sources\x12\xae\x01\n" +
+	"\x17ListCatalogDestinations\x125.switchyard.catalog.v1.ListCatalogDestinationsRequest\x1a6.switchyard.catalog.v1.ListCatalogDestinationsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/catalog/destinations\x12\xa6\x01\n" +
+	"\x15ListCatalogWarehouses\x123.switchyard.catalog.v1.ListCatalogWarehousesRequest\x1a4.switchyard.catalog.v1.ListCatalogWarehousesResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/catalog/warehouses\x12y\n" +
+	"\aGetView\x12%.switchyard.catalog.v1.GetViewRequest\x1a&.switchyard.catalog.v1.GetViewResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/me/views/{page}\x12|\n" +
+	"\aPutView\x12%.switchyard.catalog.v1.PutViewRequest\x1a&.switchyard.catalog.v1.PutViewResponse\"\"\x82\xd3\xe4\x93\x02\x1c:\x01*\x1a\x17/api/v1/me/views/{page}\x12\x8e\x01\n" +
+	"\x0fListAuditEvents\x12-.switchyard.catalog.v1.ListAuditEventsRequest\x1a..switchyard.catalog.v1.ListAuditEventsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit-events\x12\xb4\x01\n" +
+	"\x18CreateIntegrationRequest\x126.switchyard.catalog.v1.CreateIntegrationRequestRequest\x1a7.switchyard.catalog.v1.CreateIntegrationRequestResponse\"'\x82\xd3\xe4\x93\x02!:\x01*\"\x1c/api/v1/integration-requests\x12\xae\x01\n" +
+	"\x17ListIntegrationRequests\x125.switchyard.catalog.v1.ListIntegrationRequestsRequest\x1a6.switchyard.catalog.v1.ListIntegrationRequestsResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/integration-requests\x12v\n" +
 	"\x11AuthenticateToken\x12/.switchyard.catalog.v1.AuthenticateTokenRequest\x1a0.switchyard.catalog.v1.AuthenticateTokenResponse\x12f\n" +
 	"\vWatchConfig\x12).switchyard.catalog.v1.WatchConfigRequest\x1a*.switchyard.catalog.v1.WatchConfigResponse0\x01\x12y\n" +
 	"\x12BootstrapWorkspace\x120.switchyard.catalog.v1.BootstrapWorkspaceRequest\x1a1.switchyard.catalog.v1.BootstrapWorkspaceResponseB\xf1\x01\n" +
@@ -1518,106 +4637,264 @@ func file_switchyard_catalog_v1_catalog_service_proto_rawDescGZIP() []byte {
 	return file_switchyard_catalog_v1_catalog_service_proto_rawDescData
 }
 
-var file_switchyard_catalog_v1_catalog_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_switchyard_catalog_v1_catalog_service_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
 var file_switchyard_catalog_v1_catalog_service_proto_goTypes = []any{
-	(*GetWorkspaceRequest)(nil),        // 0: switchyard.catalog.v1.GetWorkspaceRequest
-	(*GetWorkspaceResponse)(nil),       // 1: switchyard.catalog.v1.GetWorkspaceResponse
-	(*ListSourcesRequest)(nil),         // 2: switchyard.catalog.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),        // 3: switchyard.catalog.v1.ListSourcesResponse
-	(*GetSourceRequest)(nil),           // 4: switchyard.catalog.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),          // 5: switchyard.catalog.v1.GetSourceResponse
-	(*CreateSourceRequest)(nil),        // 6: switchyard.catalog.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),       // 7: switchyard.catalog.v1.CreateSourceResponse
-	(*ListDestinationsRequest)(nil),    // 8: switchyard.catalog.v1.ListDestinationsRequest
-	(*ListDestinationsResponse)(nil),   // 9: switchyard.catalog.v1.ListDestinationsResponse
-	(*GetDestinationRequest)(nil),      // 10: switchyard.catalog.v1.GetDestinationRequest
-	(*GetDestinationResponse)(nil),     // 11: switchyard.catalog.v1.GetDestinationResponse
-	(*CreateDestinationRequest)(nil),   // 12: switchyard.catalog.v1.CreateDestinationRequest
-	(*CreateDestinationResponse)(nil),  // 13: switchyard.catalog.v1.CreateDestinationResponse
-	(*DeleteDestinationRequest)(nil),   // 14: switchyard.catalog.v1.DeleteDestinationRequest
-	(*DeleteDestinationResponse)(nil),  // 15: switchyard.catalog.v1.DeleteDestinationResponse
-	(*ListWarehousesRequest)(nil),      // 16: switchyard.catalog.v1.ListWarehousesRequest
-	(*ListWarehousesResponse)(nil),     // 17: switchyard.catalog.v1.ListWarehousesResponse
-	(*GetWarehouseRequest)(nil),        // 18: switchyard.catalog.v1.GetWarehouseRequest
-	(*GetWarehouseResponse)(nil),       // 19: switchyard.catalog.v1.GetWarehouseResponse
-	(*AuthenticateTokenRequest)(nil),   // 20: switchyard.catalog.v1.AuthenticateTokenRequest
-	(*AuthenticateTokenResponse)(nil),  // 21: switchyard.catalog.v1.AuthenticateTokenResponse
-	(*WatchConfigRequest)(nil),         // 22: switchyard.catalog.v1.WatchConfigRequest
-	(*WatchConfigResponse)(nil),        // 23: switchyard.catalog.v1.WatchConfigResponse
-	(*BootstrapWorkspaceRequest)(nil),  // 24: switchyard.catalog.v1.BootstrapWorkspaceRequest
-	(*BootstrapWorkspaceResponse)(nil), // 25: switchyard.catalog.v1.BootstrapWorkspaceResponse
-	nil,                                // 26: switchyard.catalog.v1.CreateSourceRequest.LabelsEntry
-	(*Workspace)(nil),                  // 27: switchyard.catalog.v1.Workspace
-	(*PaginationInput)(nil),            // 28: switchyard.catalog.v1.PaginationInput
-	(*Source)(nil),                     // 29: switchyard.catalog.v1.Source
-	(*PaginationOutput)(nil),           // 30: switchyard.catalog.v1.PaginationOutput
-	(Environment)(0),                   // 31: switchyard.catalog.v1.Environment
-	(*Destination)(nil),                // 32: switchyard.catalog.v1.Destination
-	(*structpb.Struct)(nil),            // 33: google.protobuf.Struct
-	(*Warehouse)(nil),                  // 34: switchyard.catalog.v1.Warehouse
-	(*Principal)(nil),                  // 35: switchyard.catalog.v1.Principal
-	(*ConfigSnapshot)(nil),             // 36: switchyard.catalog.v1.ConfigSnapshot
-	(WarehouseType)(0),                 // 37: switchyard.catalog.v1.WarehouseType
-	(*User)(nil),                       // 38: switchyard.catalog.v1.User
+	(*GetWorkspaceRequest)(nil),               // 0: switchyard.catalog.v1.GetWorkspaceRequest
+	(*GetWorkspaceResponse)(nil),              // 1: switchyard.catalog.v1.GetWorkspaceResponse
+	(*ListSourcesRequest)(nil),                // 2: switchyard.catalog.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),               // 3: switchyard.catalog.v1.ListSourcesResponse
+	(*GetSourceRequest)(nil),                  // 4: switchyard.catalog.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),                 // 5: switchyard.catalog.v1.GetSourceResponse
+	(*CreateSourceRequest)(nil),               // 6: switchyard.catalog.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),              // 7: switchyard.catalog.v1.CreateSourceResponse
+	(*ListDestinationsRequest)(nil),           // 8: switchyard.catalog.v1.ListDestinationsRequest
+	(*ListDestinationsResponse)(nil),          // 9: switchyard.catalog.v1.ListDestinationsResponse
+	(*GetDestinationRequest)(nil),             // 10: switchyard.catalog.v1.GetDestinationRequest
+	(*GetDestinationResponse)(nil),            // 11: switchyard.catalog.v1.GetDestinationResponse
+	(*CreateDestinationRequest)(nil),          // 12: switchyard.catalog.v1.CreateDestinationRequest
+	(*CreateDestinationResponse)(nil),         // 13: switchyard.catalog.v1.CreateDestinationResponse
+	(*DeleteDestinationRequest)(nil),          // 14: switchyard.catalog.v1.DeleteDestinationRequest
+	(*DeleteDestinationResponse)(nil),         // 15: switchyard.catalog.v1.DeleteDestinationResponse
+	(*ListWarehousesRequest)(nil),             // 16: switchyard.catalog.v1.ListWarehousesRequest
+	(*ListWarehousesResponse)(nil),            // 17: switchyard.catalog.v1.ListWarehousesResponse
+	(*GetWarehouseRequest)(nil),               // 18: switchyard.catalog.v1.GetWarehouseRequest
+	(*GetWarehouseResponse)(nil),              // 19: switchyard.catalog.v1.GetWarehouseResponse
+	(*AuthenticateTokenRequest)(nil),          // 20: switchyard.catalog.v1.AuthenticateTokenRequest
+	(*AuthenticateTokenResponse)(nil),         // 21: switchyard.catalog.v1.AuthenticateTokenResponse
+	(*WatchConfigRequest)(nil),                // 22: switchyard.catalog.v1.WatchConfigRequest
+	(*WatchConfigResponse)(nil),               // 23: switchyard.catalog.v1.WatchConfigResponse
+	(*BootstrapWorkspaceRequest)(nil),         // 24: switchyard.catalog.v1.BootstrapWorkspaceRequest
+	(*BootstrapWorkspaceResponse)(nil),        // 25: switchyard.catalog.v1.BootstrapWorkspaceResponse
+	(*GetMeRequest)(nil),                      // 26: switchyard.catalog.v1.GetMeRequest
+	(*GetMeResponse)(nil),                     // 27: switchyard.catalog.v1.GetMeResponse
+	(*UpdateSourceRequest)(nil),               // 28: switchyard.catalog.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),              // 29: switchyard.catalog.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),               // 30: switchyard.catalog.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),              // 31: switchyard.catalog.v1.DeleteSourceResponse
+	(*AddSourceLabelsRequest)(nil),            // 32: switchyard.catalog.v1.AddSourceLabelsRequest
+	(*AddSourceLabelsResponse)(nil),           // 33: switchyard.catalog.v1.AddSourceLabelsResponse
+	(*CreateWriteKeyRequest)(nil),             // 34: switchyard.catalog.v1.CreateWriteKeyRequest
+	(*CreateWriteKeyResponse)(nil),            // 35: switchyard.catalog.v1.CreateWriteKeyResponse
+	(*RevokeWriteKeyRequest)(nil),             // 36: switchyard.catalog.v1.RevokeWriteKeyRequest
+	(*RevokeWriteKeyResponse)(nil),            // 37: switchyard.catalog.v1.RevokeWriteKeyResponse
+	(*UpdateDestinationRequest)(nil),          // 38: switchyard.catalog.v1.UpdateDestinationRequest
+	(*UpdateDestinationResponse)(nil),         // 39: switchyard.catalog.v1.UpdateDestinationResponse
+	(*CreateWarehouseRequest)(nil),            // 40: switchyard.catalog.v1.CreateWarehouseRequest
+	(*CreateWarehouseResponse)(nil),           // 41: switchyard.catalog.v1.CreateWarehouseResponse
+	(*UpdateWarehouseRequest)(nil),            // 42: switchyard.catalog.v1.UpdateWarehouseRequest
+	(*UpdateWarehouseResponse)(nil),           // 43: switchyard.catalog.v1.UpdateWarehouseResponse
+	(*DeleteWarehouseRequest)(nil),            // 44: switchyard.catalog.v1.DeleteWarehouseRequest
+	(*DeleteWarehouseResponse)(nil),           // 45: switchyard.catalog.v1.DeleteWarehouseResponse
+	(*ConnectWarehouseSourceRequest)(nil),     // 46: switchyard.catalog.v1.ConnectWarehouseSourceRequest
+	(*ConnectWarehouseSourceResponse)(nil),    // 47: switchyard.catalog.v1.ConnectWarehouseSourceResponse
+	(*DisconnectWarehouseSourceRequest)(nil),  // 48: switchyard.catalog.v1.DisconnectWarehouseSourceRequest
+	(*DisconnectWarehouseSourceResponse)(nil), // 49: switchyard.catalog.v1.DisconnectWarehouseSourceResponse
+	(*ListUsersRequest)(nil),                  // 50: switchyard.catalog.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),                 // 51: switchyard.catalog.v1.ListUsersResponse
+	(*CreateUserRequest)(nil),                 // 52: switchyard.catalog.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),                // 53: switchyard.catalog.v1.CreateUserResponse
+	(*UpdateUserRequest)(nil),                 // 54: switchyard.catalog.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),                // 55: switchyard.catalog.v1.UpdateUserResponse
+	(*DeleteUserRequest)(nil),                 // 56: switchyard.catalog.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),                // 57: switchyard.catalog.v1.DeleteUserResponse
+	(*ListTokensRequest)(nil),                 // 58: switchyard.catalog.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),                // 59: switchyard.catalog.v1.ListTokensResponse
+	(*CreateTokenRequest)(nil),                // 60: switchyard.catalog.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),               // 61: switchyard.catalog.v1.CreateTokenResponse
+	(*DeleteTokenRequest)(nil),                // 62: switchyard.catalog.v1.DeleteTokenRequest
+	(*DeleteTokenResponse)(nil),               // 63: switchyard.catalog.v1.DeleteTokenResponse
+	(*ListCatalogSourcesRequest)(nil),         // 64: switchyard.catalog.v1.ListCatalogSourcesRequest
+	(*ListCatalogSourcesResponse)(nil),        // 65: switchyard.catalog.v1.ListCatalogSourcesResponse
+	(*ListCatalogDestinationsRequest)(nil),    // 66: switchyard.catalog.v1.ListCatalogDestinationsRequest
+	(*ListCatalogDestinationsResponse)(nil),   // 67: switchyard.catalog.v1.ListCatalogDestinationsResponse
+	(*ListCatalogWarehousesRequest)(nil),      // 68: switchyard.catalog.v1.ListCatalogWarehousesRequest
+	(*ListCatalogWarehousesResponse)(nil),     // 69: switchyard.catalog.v1.ListCatalogWarehousesResponse
+	(*GetViewRequest)(nil),                    // 70: switchyard.catalog.v1.GetViewRequest
+	(*GetViewResponse)(nil),                   // 71: switchyard.catalog.v1.GetViewResponse
+	(*PutViewRequest)(nil),                    // 72: switchyard.catalog.v1.PutViewRequest
+	(*PutViewResponse)(nil),                   // 73: switchyard.catalog.v1.PutViewResponse
+	(*ListAuditEventsRequest)(nil),            // 74: switchyard.catalog.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),           // 75: switchyard.catalog.v1.ListAuditEventsResponse
+	(*CreateIntegrationRequestRequest)(nil),   // 76: switchyard.catalog.v1.CreateIntegrationRequestRequest
+	(*CreateIntegrationRequestResponse)(nil),  // 77: switchyard.catalog.v1.CreateIntegrationRequestResponse
+	(*ListIntegrationRequestsRequest)(nil),    // 78: switchyard.catalog.v1.ListIntegrationRequestsRequest
+	(*ListIntegrationRequestsResponse)(nil),   // 79: switchyard.catalog.v1.ListIntegrationRequestsResponse
+	nil,                                       // 80: switchyard.catalog.v1.CreateSourceRequest.LabelsEntry
+	nil,                                       // 81: switchyard.catalog.v1.UpdateSourceRequest.LabelsEntry
+	nil,                                       // 82: switchyard.catalog.v1.AddSourceLabelsRequest.LabelsEntry
+	(*Workspace)(nil),                         // 83: switchyard.catalog.v1.Workspace
+	(*PaginationInput)(nil),                   // 84: switchyard.catalog.v1.PaginationInput
+	(*Source)(nil),                            // 85: switchyard.catalog.v1.Source
+	(*PaginationOutput)(nil),                  // 86: switchyard.catalog.v1.PaginationOutput
+	(Environment)(0),                          // 87: switchyard.catalog.v1.Environment
+	(*Destination)(nil),                       // 88: switchyard.catalog.v1.Destination
+	(*structpb.Struct)(nil),                   // 89: google.protobuf.Struct
+	(*Warehouse)(nil),                         // 90: switchyard.catalog.v1.Warehouse
+	(*Principal)(nil),                         // 91: switchyard.catalog.v1.Principal
+	(*ConfigSnapshot)(nil),                    // 92: switchyard.catalog.v1.ConfigSnapshot
+	(WarehouseType)(0),                        // 93: switchyard.catalog.v1.WarehouseType
+	(*User)(nil),                              // 94: switchyard.catalog.v1.User
+	(*ApiToken)(nil),                          // 95: switchyard.catalog.v1.ApiToken
+	(Role)(0),                                 // 96: switchyard.catalog.v1.Role
+	(*IntegrationMetadata)(nil),               // 97: switchyard.catalog.v1.IntegrationMetadata
+	(*View)(nil),                              // 98: switchyard.catalog.v1.View
+	(*AuditEvent)(nil),                        // 99: switchyard.catalog.v1.AuditEvent
+	(*IntegrationRequest)(nil),                // 100: switchyard.catalog.v1.IntegrationRequest
 }
 var file_switchyard_catalog_v1_catalog_service_proto_depIdxs = []int32{
-	27, // 0: switchyard.catalog.v1.GetWorkspaceResponse.workspace:type_name -> switchyard.catalog.v1.Workspace
-	28, // 1: switchyard.catalog.v1.ListSourcesRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
-	29, // 2: switchyard.catalog.v1.ListSourcesResponse.sources:type_name -> switchyard.catalog.v1.Source
-	30, // 3: switchyard.catalog.v1.ListSourcesResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
-	29, // 4: switchyard.catalog.v1.GetSourceResponse.source:type_name -> switchyard.catalog.v1.Source
-	31, // 5: switchyard.catalog.v1.CreateSourceRequest.environment:type_name -> switchyard.catalog.v1.Environment
-	26, // 6: switchyard.catalog.v1.CreateSourceRequest.labels:type_name -> switchyard.catalog.v1.CreateSourceRequest.LabelsEntry
-	29, // 7: switchyard.catalog.v1.CreateSourceResponse.source:type_name -> switchyard.catalog.v1.Source
-	28, // 8: switchyard.catalog.v1.ListDestinationsRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
-	32, // 9: switchyard.catalog.v1.ListDestinationsResponse.destinations:type_name -> switchyard.catalog.v1.Destination
-	30, // 10: switchyard.catalog.v1.ListDestinationsResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
-	32, // 11: switchyard.catalog.v1.GetDestinationResponse.destination:type_name -> switchyard.catalog.v1.Destination
-	33, // 12: switchyard.catalog.v1.CreateDestinationRequest.settings:type_name -> google.protobuf.Struct
-	32, // 13: switchyard.catalog.v1.CreateDestinationResponse.destination:type_name -> switchyard.catalog.v1.Destination
-	28, // 14: switchyard.catalog.v1.ListWarehousesRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
-	34, // 15: switchyard.catalog.v1.ListWarehousesResponse.warehouses:type_name -> switchyard.catalog.v1.Warehouse
-	30, // 16: switchyard.catalog.v1.ListWarehousesResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
-	34, // 17: switchyard.catalog.v1.GetWarehouseResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
-	35, // 18: switchyard.catalog.v1.AuthenticateTokenResponse.principal:type_name -> switchyard.catalog.v1.Principal
-	36, // 19: switchyard.catalog.v1.WatchConfigResponse.snapshots:type_name -> switchyard.catalog.v1.ConfigSnapshot
-	37, // 20: switchyard.catalog.v1.BootstrapWorkspaceRequest.warehouse_type:type_name -> switchyard.catalog.v1.WarehouseType
-	33, // 21: switchyard.catalog.v1.BootstrapWorkspaceRequest.warehouse_settings:type_name -> google.protobuf.Struct
-	27, // 22: switchyard.catalog.v1.BootstrapWorkspaceResponse.workspace:type_name -> switchyard.catalog.v1.Workspace
-	38, // 23: switchyard.catalog.v1.BootstrapWorkspaceResponse.owner:type_name -> switchyard.catalog.v1.User
-	29, // 24: switchyard.catalog.v1.BootstrapWorkspaceResponse.source:type_name -> switchyard.catalog.v1.Source
-	34, // 25: switchyard.catalog.v1.BootstrapWorkspaceResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
-	0,  // 26: switchyard.catalog.v1.CatalogService.GetWorkspace:input_type -> switchyard.catalog.v1.GetWorkspaceRequest
-	2,  // 27: switchyard.catalog.v1.CatalogService.ListSources:input_type -> switchyard.catalog.v1.ListSourcesRequest
-	4,  // 28: switchyard.catalog.v1.CatalogService.GetSource:input_type -> switchyard.catalog.v1.GetSourceRequest
-	6,  // 29: switchyard.catalog.v1.CatalogService.CreateSource:input_type -> switchyard.catalog.v1.CreateSourceRequest
-	8,  // 30: switchyard.catalog.v1.CatalogService.ListDestinations:input_type -> switchyard.catalog.v1.ListDestinationsRequest
-	10, // 31: switchyard.catalog.v1.CatalogService.GetDestination:input_type -> switchyard.catalog.v1.GetDestinationRequest
-	12, // 32: switchyard.catalog.v1.CatalogService.CreateDestination:input_type -> switchyard.catalog.v1.CreateDestinationRequest
-	14, // 33: switchyard.catalog.v1.CatalogService.DeleteDestination:input_type -> switchyard.catalog.v1.DeleteDestinationRequest
-	16, // 34: switchyard.catalog.v1.CatalogService.ListWarehouses:input_type -> switchyard.catalog.v1.ListWarehousesRequest
-	18, // 35: switchyard.catalog.v1.CatalogService.GetWarehouse:input_type -> switchyard.catalog.v1.GetWarehouseRequest
-	20, // 36: switchyard.catalog.v1.CatalogService.AuthenticateToken:input_type -> switchyard.catalog.v1.AuthenticateTokenRequest
-	22, // 37: switchyard.catalog.v1.CatalogService.WatchConfig:input_type -> switchyard.catalog.v1.WatchConfigRequest
-	24, // 38: switchyard.catalog.v1.CatalogService.BootstrapWorkspace:input_type -> switchyard.catalog.v1.BootstrapWorkspaceRequest
-	1,  // 39: switchyard.catalog.v1.CatalogService.GetWorkspace:output_type -> switchyard.catalog.v1.GetWorkspaceResponse
-	3,  // 40: switchyard.catalog.v1.CatalogService.ListSources:output_type -> switchyard.catalog.v1.ListSourcesResponse
-	5,  // 41: switchyard.catalog.v1.CatalogService.GetSource:output_type -> switchyard.catalog.v1.GetSourceResponse
-	7,  // 42: switchyard.catalog.v1.CatalogService.CreateSource:output_type -> switchyard.catalog.v1.CreateSourceResponse
-	9,  // 43: switchyard.catalog.v1.CatalogService.ListDestinations:output_type -> switchyard.catalog.v1.ListDestinationsResponse
-	11, // 44: switchyard.catalog.v1.CatalogService.GetDestination:output_type -> switchyard.catalog.v1.GetDestinationResponse
-	13, // 45: switchyard.catalog.v1.CatalogService.CreateDestination:output_type -> switchyard.catalog.v1.CreateDestinationResponse
-	15, // 46: switchyard.catalog.v1.CatalogService.DeleteDestination:output_type -> switchyard.catalog.v1.DeleteDestinationResponse
-	17, // 47: switchyard.catalog.v1.CatalogService.ListWarehouses:output_type -> switchyard.catalog.v1.ListWarehousesResponse
-	19, // 48: switchyard.catalog.v1.CatalogService.GetWarehouse:output_type -> switchyard.catalog.v1.GetWarehouseResponse
-	21, // 49: switchyard.catalog.v1.CatalogService.AuthenticateToken:output_type -> switchyard.catalog.v1.AuthenticateTokenResponse
-	23, // 50: switchyard.catalog.v1.CatalogService.WatchConfig:output_type -> switchyard.catalog.v1.WatchConfigResponse
-	25, // 51: switchyard.catalog.v1.CatalogService.BootstrapWorkspace:output_type -> switchyard.catalog.v1.BootstrapWorkspaceResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	83,  // 0: switchyard.catalog.v1.GetWorkspaceResponse.workspace:type_name -> switchyard.catalog.v1.Workspace
+	84,  // 1: switchyard.catalog.v1.ListSourcesRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	85,  // 2: switchyard.catalog.v1.ListSourcesResponse.sources:type_name -> switchyard.catalog.v1.Source
+	86,  // 3: switchyard.catalog.v1.ListSourcesResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	85,  // 4: switchyard.catalog.v1.GetSourceResponse.source:type_name -> switchyard.catalog.v1.Source
+	87,  // 5: switchyard.catalog.v1.CreateSourceRequest.environment:type_name -> switchyard.catalog.v1.Environment
+	80,  // 6: switchyard.catalog.v1.CreateSourceRequest.labels:type_name -> switchyard.catalog.v1.CreateSourceRequest.LabelsEntry
+	85,  // 7: switchyard.catalog.v1.CreateSourceResponse.source:type_name -> switchyard.catalog.v1.Source
+	84,  // 8: switchyard.catalog.v1.ListDestinationsRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	88,  // 9: switchyard.catalog.v1.ListDestinationsResponse.destinations:type_name -> switchyard.catalog.v1.Destination
+	86,  // 10: switchyard.catalog.v1.ListDestinationsResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	88,  // 11: switchyard.catalog.v1.GetDestinationResponse.destination:type_name -> switchyard.catalog.v1.Destination
+	89,  // 12: switchyard.catalog.v1.CreateDestinationRequest.settings:type_name -> google.protobuf.Struct
+	88,  // 13: switchyard.catalog.v1.CreateDestinationResponse.destination:type_name -> switchyard.catalog.v1.Destination
+	84,  // 14: switchyard.catalog.v1.ListWarehousesRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	90,  // 15: switchyard.catalog.v1.ListWarehousesResponse.warehouses:type_name -> switchyard.catalog.v1.Warehouse
+	86,  // 16: switchyard.catalog.v1.ListWarehousesResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	90,  // 17: switchyard.catalog.v1.GetWarehouseResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	91,  // 18: switchyard.catalog.v1.AuthenticateTokenResponse.principal:type_name -> switchyard.catalog.v1.Principal
+	92,  // 19: switchyard.catalog.v1.WatchConfigResponse.snapshots:type_name -> switchyard.catalog.v1.ConfigSnapshot
+	93,  // 20: switchyard.catalog.v1.BootstrapWorkspaceRequest.warehouse_type:type_name -> switchyard.catalog.v1.WarehouseType
+	89,  // 21: switchyard.catalog.v1.BootstrapWorkspaceRequest.warehouse_settings:type_name -> google.protobuf.Struct
+	83,  // 22: switchyard.catalog.v1.BootstrapWorkspaceResponse.workspace:type_name -> switchyard.catalog.v1.Workspace
+	94,  // 23: switchyard.catalog.v1.BootstrapWorkspaceResponse.owner:type_name -> switchyard.catalog.v1.User
+	85,  // 24: switchyard.catalog.v1.BootstrapWorkspaceResponse.source:type_name -> switchyard.catalog.v1.Source
+	90,  // 25: switchyard.catalog.v1.BootstrapWorkspaceResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	94,  // 26: switchyard.catalog.v1.GetMeResponse.user:type_name -> switchyard.catalog.v1.User
+	95,  // 27: switchyard.catalog.v1.GetMeResponse.token:type_name -> switchyard.catalog.v1.ApiToken
+	87,  // 28: switchyard.catalog.v1.UpdateSourceRequest.environment:type_name -> switchyard.catalog.v1.Environment
+	81,  // 29: switchyard.catalog.v1.UpdateSourceRequest.labels:type_name -> switchyard.catalog.v1.UpdateSourceRequest.LabelsEntry
+	85,  // 30: switchyard.catalog.v1.UpdateSourceResponse.source:type_name -> switchyard.catalog.v1.Source
+	82,  // 31: switchyard.catalog.v1.AddSourceLabelsRequest.labels:type_name -> switchyard.catalog.v1.AddSourceLabelsRequest.LabelsEntry
+	85,  // 32: switchyard.catalog.v1.AddSourceLabelsResponse.source:type_name -> switchyard.catalog.v1.Source
+	85,  // 33: switchyard.catalog.v1.CreateWriteKeyResponse.source:type_name -> switchyard.catalog.v1.Source
+	85,  // 34: switchyard.catalog.v1.RevokeWriteKeyResponse.source:type_name -> switchyard.catalog.v1.Source
+	89,  // 35: switchyard.catalog.v1.UpdateDestinationRequest.settings:type_name -> google.protobuf.Struct
+	88,  // 36: switchyard.catalog.v1.UpdateDestinationResponse.destination:type_name -> switchyard.catalog.v1.Destination
+	93,  // 37: switchyard.catalog.v1.CreateWarehouseRequest.type:type_name -> switchyard.catalog.v1.WarehouseType
+	89,  // 38: switchyard.catalog.v1.CreateWarehouseRequest.settings:type_name -> google.protobuf.Struct
+	90,  // 39: switchyard.catalog.v1.CreateWarehouseResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	89,  // 40: switchyard.catalog.v1.UpdateWarehouseRequest.settings:type_name -> google.protobuf.Struct
+	90,  // 41: switchyard.catalog.v1.UpdateWarehouseResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	90,  // 42: switchyard.catalog.v1.ConnectWarehouseSourceResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	90,  // 43: switchyard.catalog.v1.DisconnectWarehouseSourceResponse.warehouse:type_name -> switchyard.catalog.v1.Warehouse
+	84,  // 44: switchyard.catalog.v1.ListUsersRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	94,  // 45: switchyard.catalog.v1.ListUsersResponse.users:type_name -> switchyard.catalog.v1.User
+	86,  // 46: switchyard.catalog.v1.ListUsersResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	96,  // 47: switchyard.catalog.v1.CreateUserRequest.role:type_name -> switchyard.catalog.v1.Role
+	94,  // 48: switchyard.catalog.v1.CreateUserResponse.user:type_name -> switchyard.catalog.v1.User
+	96,  // 49: switchyard.catalog.v1.UpdateUserRequest.role:type_name -> switchyard.catalog.v1.Role
+	94,  // 50: switchyard.catalog.v1.UpdateUserResponse.user:type_name -> switchyard.catalog.v1.User
+	84,  // 51: switchyard.catalog.v1.ListTokensRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	95,  // 52: switchyard.catalog.v1.ListTokensResponse.tokens:type_name -> switchyard.catalog.v1.ApiToken
+	86,  // 53: switchyard.catalog.v1.ListTokensResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	96,  // 54: switchyard.catalog.v1.CreateTokenRequest.role:type_name -> switchyard.catalog.v1.Role
+	95,  // 55: switchyard.catalog.v1.CreateTokenResponse.token:type_name -> switchyard.catalog.v1.ApiToken
+	97,  // 56: switchyard.catalog.v1.ListCatalogSourcesResponse.sources:type_name -> switchyard.catalog.v1.IntegrationMetadata
+	97,  // 57: switchyard.catalog.v1.ListCatalogDestinationsResponse.destinations:type_name -> switchyard.catalog.v1.IntegrationMetadata
+	97,  // 58: switchyard.catalog.v1.ListCatalogWarehousesResponse.warehouses:type_name -> switchyard.catalog.v1.IntegrationMetadata
+	98,  // 59: switchyard.catalog.v1.GetViewResponse.view:type_name -> switchyard.catalog.v1.View
+	98,  // 60: switchyard.catalog.v1.PutViewResponse.view:type_name -> switchyard.catalog.v1.View
+	84,  // 61: switchyard.catalog.v1.ListAuditEventsRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	99,  // 62: switchyard.catalog.v1.ListAuditEventsResponse.audit_events:type_name -> switchyard.catalog.v1.AuditEvent
+	86,  // 63: switchyard.catalog.v1.ListAuditEventsResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	100, // 64: switchyard.catalog.v1.CreateIntegrationRequestResponse.integration_request:type_name -> switchyard.catalog.v1.IntegrationRequest
+	84,  // 65: switchyard.catalog.v1.ListIntegrationRequestsRequest.pagination:type_name -> switchyard.catalog.v1.PaginationInput
+	100, // 66: switchyard.catalog.v1.ListIntegrationRequestsResponse.integration_requests:type_name -> switchyard.catalog.v1.IntegrationRequest
+	86,  // 67: switchyard.catalog.v1.ListIntegrationRequestsResponse.pagination:type_name -> switchyard.catalog.v1.PaginationOutput
+	0,   // 68: switchyard.catalog.v1.CatalogService.GetWorkspace:input_type -> switchyard.catalog.v1.GetWorkspaceRequest
+	2,   // 69: switchyard.catalog.v1.CatalogService.ListSources:input_type -> switchyard.catalog.v1.ListSourcesRequest
+	4,   // 70: switchyard.catalog.v1.CatalogService.GetSource:input_type -> switchyard.catalog.v1.GetSourceRequest
+	6,   // 71: switchyard.catalog.v1.CatalogService.CreateSource:input_type -> switchyard.catalog.v1.CreateSourceRequest
+	8,   // 72: switchyard.catalog.v1.CatalogService.ListDestinations:input_type -> switchyard.catalog.v1.ListDestinationsRequest
+	10,  // 73: switchyard.catalog.v1.CatalogService.GetDestination:input_type -> switchyard.catalog.v1.GetDestinationRequest
+	12,  // 74: switchyard.catalog.v1.CatalogService.CreateDestination:input_type -> switchyard.catalog.v1.CreateDestinationRequest
+	14,  // 75: switchyard.catalog.v1.CatalogService.DeleteDestination:input_type -> switchyard.catalog.v1.DeleteDestinationRequest
+	16,  // 76: switchyard.catalog.v1.CatalogService.ListWarehouses:input_type -> switchyard.catalog.v1.ListWarehousesRequest
+	18,  // 77: switchyard.catalog.v1.CatalogService.GetWarehouse:input_type -> switchyard.catalog.v1.GetWarehouseRequest
+	26,  // 78: switchyard.catalog.v1.CatalogService.GetMe:input_type -> switchyard.catalog.v1.GetMeRequest
+	28,  // 79: switchyard.catalog.v1.CatalogService.UpdateSource:input_type -> switchyard.catalog.v1.UpdateSourceRequest
+	30,  // 80: switchyard.catalog.v1.CatalogService.DeleteSource:input_type -> switchyard.catalog.v1.DeleteSourceRequest
+	32,  // 81: switchyard.catalog.v1.CatalogService.AddSourceLabels:input_type -> switchyard.catalog.v1.AddSourceLabelsRequest
+	34,  // 82: switchyard.catalog.v1.CatalogService.CreateWriteKey:input_type -> switchyard.catalog.v1.CreateWriteKeyRequest
+	36,  // 83: switchyard.catalog.v1.CatalogService.RevokeWriteKey:input_type -> switchyard.catalog.v1.RevokeWriteKeyRequest
+	38,  // 84: switchyard.catalog.v1.CatalogService.UpdateDestination:input_type -> switchyard.catalog.v1.UpdateDestinationRequest
+	40,  // 85: switchyard.catalog.v1.CatalogService.CreateWarehouse:input_type -> switchyard.catalog.v1.CreateWarehouseRequest
+	42,  // 86: switchyard.catalog.v1.CatalogService.UpdateWarehouse:input_type -> switchyard.catalog.v1.UpdateWarehouseRequest
+	44,  // 87: switchyard.catalog.v1.CatalogService.DeleteWarehouse:input_type -> switchyard.catalog.v1.DeleteWarehouseRequest
+	46,  // 88: switchyard.catalog.v1.CatalogService.ConnectWarehouseSource:input_type -> switchyard.catalog.v1.ConnectWarehouseSourceRequest
+	48,  // 89: switchyard.catalog.v1.CatalogService.DisconnectWarehouseSource:input_type -> switchyard.catalog.v1.DisconnectWarehouseSourceRequest
+	50,  // 90: switchyard.catalog.v1.CatalogService.ListUsers:input_type -> switchyard.catalog.v1.ListUsersRequest
+	52,  // 91: switchyard.catalog.v1.CatalogService.CreateUser:input_type -> switchyard.catalog.v1.CreateUserRequest
+	54,  // 92: switchyard.catalog.v1.CatalogService.UpdateUser:input_type -> switchyard.catalog.v1.UpdateUserRequest
+	56,  // 93: switchyard.catalog.v1.CatalogService.DeleteUser:input_type -> switchyard.catalog.v1.DeleteUserRequest
+	58,  // 94: switchyard.catalog.v1.CatalogService.ListTokens:input_type -> switchyard.catalog.v1.ListTokensRequest
+	60,  // 95: switchyard.catalog.v1.CatalogService.CreateToken:input_type -> switchyard.catalog.v1.CreateTokenRequest
+	62,  // 96: switchyard.catalog.v1.CatalogService.DeleteToken:input_type -> switchyard.catalog.v1.DeleteTokenRequest
+	64,  // 97: switchyard.catalog.v1.CatalogService.ListCatalogSources:input_type -> switchyard.catalog.v1.ListCatalogSourcesRequest
+	66,  // 98: switchyard.catalog.v1.CatalogService.ListCatalogDestinations:input_type -> switchyard.catalog.v1.ListCatalogDestinationsRequest
+	68,  // 99: switchyard.catalog.v1.CatalogService.ListCatalogWarehouses:input_type -> switchyard.catalog.v1.ListCatalogWarehousesRequest
+	70,  // 100: switchyard.catalog.v1.CatalogService.GetView:input_type -> switchyard.catalog.v1.GetViewRequest
+	72,  // 101: switchyard.catalog.v1.CatalogService.PutView:input_type -> switchyard.catalog.v1.PutViewRequest
+	74,  // 102: switchyard.catalog.v1.CatalogService.ListAuditEvents:input_type -> switchyard.catalog.v1.ListAuditEventsRequest
+	76,  // 103: switchyard.catalog.v1.CatalogService.CreateIntegrationRequest:input_type -> switchyard.catalog.v1.CreateIntegrationRequestRequest
+	78,  // 104: switchyard.catalog.v1.CatalogService.ListIntegrationRequests:input_type -> switchyard.catalog.v1.ListIntegrationRequestsRequest
+	20,  // 105: switchyard.catalog.v1.CatalogService.AuthenticateToken:input_type -> switchyard.catalog.v1.AuthenticateTokenRequest
+	22,  // 106: switchyard.catalog.v1.CatalogService.WatchConfig:input_type -> switchyard.catalog.v1.WatchConfigRequest
+	24,  // 107: switchyard.catalog.v1.CatalogService.BootstrapWorkspace:input_type -> switchyard.catalog.v1.BootstrapWorkspaceRequest
+	1,   // 108: switchyard.catalog.v1.CatalogService.GetWorkspace:output_type -> switchyard.catalog.v1.GetWorkspaceResponse
+	3,   // 109: switchyard.catalog.v1.CatalogService.ListSources:output_type -> switchyard.catalog.v1.ListSourcesResponse
+	5,   // 110: switchyard.catalog.v1.CatalogService.GetSource:output_type -> switchyard.catalog.v1.GetSourceResponse
+	7,   // 111: switchyard.catalog.v1.CatalogService.CreateSource:output_type -> switchyard.catalog.v1.CreateSourceResponse
+	9,   // 112: switchyard.catalog.v1.CatalogService.ListDestinations:output_type -> switchyard.catalog.v1.ListDestinationsResponse
+	11,  // 113: switchyard.catalog.v1.CatalogService.GetDestination:output_type -> switchyard.catalog.v1.GetDestinationResponse
+	13,  // 114: switchyard.catalog.v1.CatalogService.CreateDestination:output_type -> switchyard.catalog.v1.CreateDestinationResponse
+	15,  // 115: switchyard.catalog.v1.CatalogService.DeleteDestination:output_type -> switchyard.catalog.v1.DeleteDestinationResponse
+	17,  // 116: switchyard.catalog.v1.CatalogService.ListWarehouses:output_type -> switchyard.catalog.v1.ListWarehousesResponse
+	19,  // 117: switchyard.catalog.v1.CatalogService.GetWarehouse:output_type -> switchyard.catalog.v1.GetWarehouseResponse
+	27,  // 118: switchyard.catalog.v1.CatalogService.GetMe:output_type -> switchyard.catalog.v1.GetMeResponse
+	29,  // 119: switchyard.catalog.v1.CatalogService.UpdateSource:output_type -> switchyard.catalog.v1.UpdateSourceResponse
+	31,  // 120: switchyard.catalog.v1.CatalogService.DeleteSource:output_type -> switchyard.catalog.v1.DeleteSourceResponse
+	33,  // 121: switchyard.catalog.v1.CatalogService.AddSourceLabels:output_type -> switchyard.catalog.v1.AddSourceLabelsResponse
+	35,  // 122: switchyard.catalog.v1.CatalogService.CreateWriteKey:output_type -> switchyard.catalog.v1.CreateWriteKeyResponse
+	37,  // 123: switchyard.catalog.v1.CatalogService.RevokeWriteKey:output_type -> switchyard.catalog.v1.RevokeWriteKeyResponse
+	39,  // 124: switchyard.catalog.v1.CatalogService.UpdateDestination:output_type -> switchyard.catalog.v1.UpdateDestinationResponse
+	41,  // 125: switchyard.catalog.v1.CatalogService.CreateWarehouse:output_type -> switchyard.catalog.v1.CreateWarehouseResponse
+	43,  // 126: switchyard.catalog.v1.CatalogService.UpdateWarehouse:output_type -> switchyard.catalog.v1.UpdateWarehouseResponse
+	45,  // 127: switchyard.catalog.v1.CatalogService.DeleteWarehouse:output_type -> switchyard.catalog.v1.DeleteWarehouseResponse
+	47,  // 128: switchyard.catalog.v1.CatalogService.ConnectWarehouseSource:output_type -> switchyard.catalog.v1.ConnectWarehouseSourceResponse
+	49,  // 129: switchyard.catalog.v1.CatalogService.DisconnectWarehouseSource:output_type -> switchyard.catalog.v1.DisconnectWarehouseSourceResponse
+	51,  // 130: switchyard.catalog.v1.CatalogService.ListUsers:output_type -> switchyard.catalog.v1.ListUsersResponse
+	53,  // 131: switchyard.catalog.v1.CatalogService.CreateUser:output_type -> switchyard.catalog.v1.CreateUserResponse
+	55,  // 132: switchyard.catalog.v1.CatalogService.UpdateUser:output_type -> switchyard.catalog.v1.UpdateUserResponse
+	57,  // 133: switchyard.catalog.v1.CatalogService.DeleteUser:output_type -> switchyard.catalog.v1.DeleteUserResponse
+	59,  // 134: switchyard.catalog.v1.CatalogService.ListTokens:output_type -> switchyard.catalog.v1.ListTokensResponse
+	61,  // 135: switchyard.catalog.v1.CatalogService.CreateToken:output_type -> switchyard.catalog.v1.CreateTokenResponse
+	63,  // 136: switchyard.catalog.v1.CatalogService.DeleteToken:output_type -> switchyard.catalog.v1.DeleteTokenResponse
+	65,  // 137: switchyard.catalog.v1.CatalogService.ListCatalogSources:output_type -> switchyard.catalog.v1.ListCatalogSourcesResponse
+	67,  // 138: switchyard.catalog.v1.CatalogService.ListCatalogDestinations:output_type -> switchyard.catalog.v1.ListCatalogDestinationsResponse
+	69,  // 139: switchyard.catalog.v1.CatalogService.ListCatalogWarehouses:output_type -> switchyard.catalog.v1.ListCatalogWarehousesResponse
+	71,  // 140: switchyard.catalog.v1.CatalogService.GetView:output_type -> switchyard.catalog.v1.GetViewResponse
+	73,  // 141: switchyard.catalog.v1.CatalogService.PutView:output_type -> switchyard.catalog.v1.PutViewResponse
+	75,  // 142: switchyard.catalog.v1.CatalogService.ListAuditEvents:output_type -> switchyard.catalog.v1.ListAuditEventsResponse
+	77,  // 143: switchyard.catalog.v1.CatalogService.CreateIntegrationRequest:output_type -> switchyard.catalog.v1.CreateIntegrationRequestResponse
+	79,  // 144: switchyard.catalog.v1.CatalogService.ListIntegrationRequests:output_type -> switchyard.catalog.v1.ListIntegrationRequestsResponse
+	21,  // 145: switchyard.catalog.v1.CatalogService.AuthenticateToken:output_type -> switchyard.catalog.v1.AuthenticateTokenResponse
+	23,  // 146: switchyard.catalog.v1.CatalogService.WatchConfig:output_type -> switchyard.catalog.v1.WatchConfigResponse
+	25,  // 147: switchyard.catalog.v1.CatalogService.BootstrapWorkspace:output_type -> switchyard.catalog.v1.BootstrapWorkspaceResponse
+	108, // [108:148] is the sub-list for method output_type
+	68,  // [68:108] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_catalog_v1_catalog_service_proto_init() }
@@ -1628,13 +4905,18 @@ func file_switchyard_catalog_v1_catalog_service_proto_init() {
 	file_switchyard_catalog_v1_catalog_proto_init()
 	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[6].OneofWrappers = []any{}
 	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[12].OneofWrappers = []any{}
+	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[28].OneofWrappers = []any{}
+	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[38].OneofWrappers = []any{}
+	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[40].OneofWrappers = []any{}
+	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[42].OneofWrappers = []any{}
+	file_switchyard_catalog_v1_catalog_service_proto_msgTypes[54].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_catalog_v1_catalog_service_proto_rawDesc), len(file_switchyard_catalog_v1_catalog_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   83,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

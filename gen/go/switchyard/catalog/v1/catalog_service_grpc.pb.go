@@ -19,19 +19,46 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CatalogService_GetWorkspace_FullMethodName       = "/switchyard.catalog.v1.CatalogService/GetWorkspace"
-	CatalogService_ListSources_FullMethodName        = "/switchyard.catalog.v1.CatalogService/ListSources"
-	CatalogService_GetSource_FullMethodName          = "/switchyard.catalog.v1.CatalogService/GetSource"
-	CatalogService_CreateSource_FullMethodName       = "/switchyard.catalog.v1.CatalogService/CreateSource"
-	CatalogService_ListDestinations_FullMethodName   = "/switchyard.catalog.v1.CatalogService/ListDestinations"
-	CatalogService_GetDestination_FullMethodName     = "/switchyard.catalog.v1.CatalogService/GetDestination"
-	CatalogService_CreateDestination_FullMethodName  = "/switchyard.catalog.v1.CatalogService/CreateDestination"
-	CatalogService_DeleteDestination_FullMethodName  = "/switchyard.catalog.v1.CatalogService/DeleteDestination"
-	CatalogService_ListWarehouses_FullMethodName     = "/switchyard.catalog.v1.CatalogService/ListWarehouses"
-	CatalogService_GetWarehouse_FullMethodName       = "/switchyard.catalog.v1.CatalogService/GetWarehouse"
-	CatalogService_AuthenticateToken_FullMethodName  = "/switchyard.catalog.v1.CatalogService/AuthenticateToken"
-	CatalogService_WatchConfig_FullMethodName        = "/switchyard.catalog.v1.CatalogService/WatchConfig"
-	CatalogService_BootstrapWorkspace_FullMethodName = "/switchyard.catalog.v1.CatalogService/BootstrapWorkspace"
+	CatalogService_GetWorkspace_FullMethodName              = "/switchyard.catalog.v1.CatalogService/GetWorkspace"
+	CatalogService_ListSources_FullMethodName               = "/switchyard.catalog.v1.CatalogService/ListSources"
+	CatalogService_GetSource_FullMethodName                 = "/switchyard.catalog.v1.CatalogService/GetSource"
+	CatalogService_CreateSource_FullMethodName              = "/switchyard.catalog.v1.CatalogService/CreateSource"
+	CatalogService_ListDestinations_FullMethodName          = "/switchyard.catalog.v1.CatalogService/ListDestinations"
+	CatalogService_GetDestination_FullMethodName            = "/switchyard.catalog.v1.CatalogService/GetDestination"
+	CatalogService_CreateDestination_FullMethodName         = "/switchyard.catalog.v1.CatalogService/CreateDestination"
+	CatalogService_DeleteDestination_FullMethodName         = "/switchyard.catalog.v1.CatalogService/DeleteDestination"
+	CatalogService_ListWarehouses_FullMethodName            = "/switchyard.catalog.v1.CatalogService/ListWarehouses"
+	CatalogService_GetWarehouse_FullMethodName              = "/switchyard.catalog.v1.CatalogService/GetWarehouse"
+	CatalogService_GetMe_FullMethodName                     = "/switchyard.catalog.v1.CatalogService/GetMe"
+	CatalogService_UpdateSource_FullMethodName              = "/switchyard.catalog.v1.CatalogService/UpdateSource"
+	CatalogService_DeleteSource_FullMethodName              = "/switchyard.catalog.v1.CatalogService/DeleteSource"
+	CatalogService_AddSourceLabels_FullMethodName           = "/switchyard.catalog.v1.CatalogService/AddSourceLabels"
+	CatalogService_CreateWriteKey_FullMethodName            = "/switchyard.catalog.v1.CatalogService/CreateWriteKey"
+	CatalogService_RevokeWriteKey_FullMethodName            = "/switchyard.catalog.v1.CatalogService/RevokeWriteKey"
+	CatalogService_UpdateDestination_FullMethodName         = "/switchyard.catalog.v1.CatalogService/UpdateDestination"
+	CatalogService_CreateWarehouse_FullMethodName           = "/switchyard.catalog.v1.CatalogService/CreateWarehouse"
+	CatalogService_UpdateWarehouse_FullMethodName           = "/switchyard.catalog.v1.CatalogService/UpdateWarehouse"
+	CatalogService_DeleteWarehouse_FullMethodName           = "/switchyard.catalog.v1.CatalogService/DeleteWarehouse"
+	CatalogService_ConnectWarehouseSource_FullMethodName    = "/switchyard.catalog.v1.CatalogService/ConnectWarehouseSource"
+	CatalogService_DisconnectWarehouseSource_FullMethodName = "/switchyard.catalog.v1.CatalogService/DisconnectWarehouseSource"
+	CatalogService_ListUsers_FullMethodName                 = "/switchyard.catalog.v1.CatalogService/ListUsers"
+	CatalogService_CreateUser_FullMethodName                = "/switchyard.catalog.v1.CatalogService/CreateUser"
+	CatalogService_UpdateUser_FullMethodName                = "/switchyard.catalog.v1.CatalogService/UpdateUser"
+	CatalogService_DeleteUser_FullMethodName                = "/switchyard.catalog.v1.CatalogService/DeleteUser"
+	CatalogService_ListTokens_FullMethodName                = "/switchyard.catalog.v1.CatalogService/ListTokens"
+	CatalogService_CreateToken_FullMethodName               = "/switchyard.catalog.v1.CatalogService/CreateToken"
+	CatalogService_DeleteToken_FullMethodName               = "/switchyard.catalog.v1.CatalogService/DeleteToken"
+	CatalogService_ListCatalogSources_FullMethodName        = "/switchyard.catalog.v1.CatalogService/ListCatalogSources"
+	CatalogService_ListCatalogDestinations_FullMethodName   = "/switchyard.catalog.v1.CatalogService/ListCatalogDestinations"
+	CatalogService_ListCatalogWarehouses_FullMethodName     = "/switchyard.catalog.v1.CatalogService/ListCatalogWarehouses"
+	CatalogService_GetView_FullMethodName                   = "/switchyard.catalog.v1.CatalogService/GetView"
+	CatalogService_PutView_FullMethodName                   = "/switchyard.catalog.v1.CatalogService/PutView"
+	CatalogService_ListAuditEvents_FullMethodName           = "/switchyard.catalog.v1.CatalogService/ListAuditEvents"
+	CatalogService_CreateIntegrationRequest_FullMethodName  = "/switchyard.catalog.v1.CatalogService/CreateIntegrationRequest"
+	CatalogService_ListIntegrationRequests_FullMethodName   = "/switchyard.catalog.v1.CatalogService/ListIntegrationRequests"
+	CatalogService_AuthenticateToken_FullMethodName         = "/switchyard.catalog.v1.CatalogService/AuthenticateToken"
+	CatalogService_WatchConfig_FullMethodName               = "/switchyard.catalog.v1.CatalogService/WatchConfig"
+	CatalogService_BootstrapWorkspace_FullMethodName        = "/switchyard.catalog.v1.CatalogService/BootstrapWorkspace"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -62,6 +89,62 @@ type CatalogServiceClient interface {
 	ListWarehouses(ctx context.Context, in *ListWarehousesRequest, opts ...grpc.CallOption) (*ListWarehousesResponse, error)
 	// GetWarehouse returns one warehouse.
 	GetWarehouse(ctx context.Context, in *GetWarehouseRequest, opts ...grpc.CallOption) (*GetWarehouseResponse, error)
+	// GetMe returns the caller: user, role and token. Called by the console.
+	GetMe(ctx context.Context, in *GetMeRequest, opts ...grpc.CallOption) (*GetMeResponse, error)
+	// UpdateSource changes a source (PATCH): conditional on revision when
+	// given, else merged into the latest revision by the server.
+	UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error)
+	// DeleteSource removes a source and the destinations connected to it.
+	DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error)
+	// AddSourceLabels merges labels into a source's labels.
+	AddSourceLabels(ctx context.Context, in *AddSourceLabelsRequest, opts ...grpc.CallOption) (*AddSourceLabelsResponse, error)
+	// CreateWriteKey adds a write key to a source.
+	CreateWriteKey(ctx context.Context, in *CreateWriteKeyRequest, opts ...grpc.CallOption) (*CreateWriteKeyResponse, error)
+	// RevokeWriteKey removes a write key; Ingest refuses it within a second.
+	RevokeWriteKey(ctx context.Context, in *RevokeWriteKeyRequest, opts ...grpc.CallOption) (*RevokeWriteKeyResponse, error)
+	// UpdateDestination changes a destination (PATCH, see UpdateSource).
+	UpdateDestination(ctx context.Context, in *UpdateDestinationRequest, opts ...grpc.CallOption) (*UpdateDestinationResponse, error)
+	// CreateWarehouse creates a warehouse.
+	CreateWarehouse(ctx context.Context, in *CreateWarehouseRequest, opts ...grpc.CallOption) (*CreateWarehouseResponse, error)
+	// UpdateWarehouse changes a warehouse (PATCH, see UpdateSource).
+	UpdateWarehouse(ctx context.Context, in *UpdateWarehouseRequest, opts ...grpc.CallOption) (*UpdateWarehouseResponse, error)
+	// DeleteWarehouse removes a warehouse.
+	DeleteWarehouse(ctx context.Context, in *DeleteWarehouseRequest, opts ...grpc.CallOption) (*DeleteWarehouseResponse, error)
+	// ConnectWarehouseSource connects a source to a warehouse.
+	ConnectWarehouseSource(ctx context.Context, in *ConnectWarehouseSourceRequest, opts ...grpc.CallOption) (*ConnectWarehouseSourceResponse, error)
+	// DisconnectWarehouseSource disconnects a source from a warehouse.
+	DisconnectWarehouseSource(ctx context.Context, in *DisconnectWarehouseSourceRequest, opts ...grpc.CallOption) (*DisconnectWarehouseSourceResponse, error)
+	// ListUsers returns the workspace's users.
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// CreateUser adds a user (owners only).
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
+	// UpdateUser changes a user's name or role (owners only).
+	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
+	// DeleteUser removes a user and their tokens (owners only).
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// ListTokens returns the workspace's API tokens, without secrets (owners only).
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// CreateToken creates an API token; the secret is returned once (owners only).
+	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
+	// DeleteToken revokes an API token (owners only).
+	DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error)
+	// ListCatalogSources returns the source types of the integration catalog.
+	ListCatalogSources(ctx context.Context, in *ListCatalogSourcesRequest, opts ...grpc.CallOption) (*ListCatalogSourcesResponse, error)
+	// ListCatalogDestinations returns the destination types of the integration catalog.
+	ListCatalogDestinations(ctx context.Context, in *ListCatalogDestinationsRequest, opts ...grpc.CallOption) (*ListCatalogDestinationsResponse, error)
+	// ListCatalogWarehouses returns the warehouse types of the integration catalog.
+	ListCatalogWarehouses(ctx context.Context, in *ListCatalogWarehousesRequest, opts ...grpc.CallOption) (*ListCatalogWarehousesResponse, error)
+	// GetView returns the caller's saved view of a list page (the default
+	// view when none was saved).
+	GetView(ctx context.Context, in *GetViewRequest, opts ...grpc.CallOption) (*GetViewResponse, error)
+	// PutView saves the caller's view of a list page.
+	PutView(ctx context.Context, in *PutViewRequest, opts ...grpc.CallOption) (*PutViewResponse, error)
+	// ListAuditEvents returns the workspace's audit trail, newest first.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// CreateIntegrationRequest records a request for a missing integration.
+	CreateIntegrationRequest(ctx context.Context, in *CreateIntegrationRequestRequest, opts ...grpc.CallOption) (*CreateIntegrationRequestResponse, error)
+	// ListIntegrationRequests returns the workspace's integration requests, newest first.
+	ListIntegrationRequests(ctx context.Context, in *ListIntegrationRequestsRequest, opts ...grpc.CallOption) (*ListIntegrationRequestsResponse, error)
 	// AuthenticateToken resolves an API token to its principal. Internal:
 	// every service's auth interceptor calls it for REST and gRPC requests.
 	AuthenticateToken(ctx context.Context, in *AuthenticateTokenRequest, opts ...grpc.CallOption) (*AuthenticateTokenResponse, error)
@@ -183,6 +266,276 @@ func (c *catalogServiceClient) GetWarehouse(ctx context.Context, in *GetWarehous
 	return out, nil
 }
 
+func (c *catalogServiceClient) GetMe(ctx context.Context, in *GetMeRequest, opts ...grpc.CallOption) (*GetMeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMeResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetMe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpdateSource(ctx context.Context, in *UpdateSourceRequest, opts ...grpc.CallOption) (*UpdateSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSourceResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpdateSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSourceResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DeleteSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) AddSourceLabels(ctx context.Context, in *AddSourceLabelsRequest, opts ...grpc.CallOption) (*AddSourceLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddSourceLabelsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_AddSourceLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) CreateWriteKey(ctx context.Context, in *CreateWriteKeyRequest, opts ...grpc.CallOption) (*CreateWriteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWriteKeyResponse)
+	err := c.cc.Invoke(ctx, CatalogService_CreateWriteKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) RevokeWriteKey(ctx context.Context, in *RevokeWriteKeyRequest, opts ...grpc.CallOption) (*RevokeWriteKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeWriteKeyResponse)
+	err := c.cc.Invoke(ctx, CatalogService_RevokeWriteKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpdateDestination(ctx context.Context, in *UpdateDestinationRequest, opts ...grpc.CallOption) (*UpdateDestinationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateDestinationResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpdateDestination_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) CreateWarehouse(ctx context.Context, in *CreateWarehouseRequest, opts ...grpc.CallOption) (*CreateWarehouseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWarehouseResponse)
+	err := c.cc.Invoke(ctx, CatalogService_CreateWarehouse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpdateWarehouse(ctx context.Context, in *UpdateWarehouseRequest, opts ...grpc.CallOption) (*UpdateWarehouseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWarehouseResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpdateWarehouse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) DeleteWarehouse(ctx context.Context, in *DeleteWarehouseRequest, opts ...grpc.CallOption) (*DeleteWarehouseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWarehouseResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DeleteWarehouse_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ConnectWarehouseSource(ctx context.Context, in *ConnectWarehouseSourceRequest, opts ...grpc.CallOption) (*ConnectWarehouseSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConnectWarehouseSourceResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ConnectWarehouseSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) DisconnectWarehouseSource(ctx context.Context, in *DisconnectWarehouseSourceRequest, opts ...grpc.CallOption) (*DisconnectWarehouseSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisconnectWarehouseSourceResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DisconnectWarehouseSource_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUserResponse)
+	err := c.cc.Invoke(ctx, CatalogService_CreateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateUserResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpdateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateTokenResponse)
+	err := c.cc.Invoke(ctx, CatalogService_CreateToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) DeleteToken(ctx context.Context, in *DeleteTokenRequest, opts ...grpc.CallOption) (*DeleteTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteTokenResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DeleteToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListCatalogSources(ctx context.Context, in *ListCatalogSourcesRequest, opts ...grpc.CallOption) (*ListCatalogSourcesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCatalogSourcesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListCatalogSources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListCatalogDestinations(ctx context.Context, in *ListCatalogDestinationsRequest, opts ...grpc.CallOption) (*ListCatalogDestinationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCatalogDestinationsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListCatalogDestinations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListCatalogWarehouses(ctx context.Context, in *ListCatalogWarehousesRequest, opts ...grpc.CallOption) (*ListCatalogWarehousesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCatalogWarehousesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListCatalogWarehouses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) GetView(ctx context.Context, in *GetViewRequest, opts ...grpc.CallOption) (*GetViewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetViewResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetView_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) PutView(ctx context.Context, in *PutViewRequest, opts ...grpc.CallOption) (*PutViewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutViewResponse)
+	err := c.cc.Invoke(ctx, CatalogService_PutView_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) CreateIntegrationRequest(ctx context.Context, in *CreateIntegrationRequestRequest, opts ...grpc.CallOption) (*CreateIntegrationRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateIntegrationRequestResponse)
+	err := c.cc.Invoke(ctx, CatalogService_CreateIntegrationRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListIntegrationRequests(ctx context.Context, in *ListIntegrationRequestsRequest, opts ...grpc.CallOption) (*ListIntegrationRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIntegrationRequestsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListIntegrationRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *catalogServiceClient) AuthenticateToken(ctx context.Context, in *AuthenticateTokenRequest, opts ...grpc.CallOption) (*AuthenticateTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(AuthenticateTokenResponse)
@@ -250,6 +603,62 @@ type CatalogServiceServer interface {
 	ListWarehouses(context.Context, *ListWarehousesRequest) (*ListWarehousesResponse, error)
 	// GetWarehouse returns one warehouse.
 	GetWarehouse(context.Context, *GetWarehouseRequest) (*GetWarehouseResponse, error)
+	// GetMe returns the caller: user, role and token. Called by the console.
+	GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error)
+	// UpdateSource changes a source (PATCH): conditional on revision when
+	// given, else merged into the latest revision by the server.
+	UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error)
+	// DeleteSource removes a source and the destinations connected to it.
+	DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error)
+	// AddSourceLabels merges labels into a source's labels.
+	AddSourceLabels(context.Context, *AddSourceLabelsRequest) (*AddSourceLabelsResponse, error)
+	// CreateWriteKey adds a write key to a source.
+	CreateWriteKey(context.Context, *CreateWriteKeyRequest) (*CreateWriteKeyResponse, error)
+	// RevokeWriteKey removes a write key; Ingest refuses it within a second.
+	RevokeWriteKey(context.Context, *RevokeWriteKeyRequest) (*RevokeWriteKeyResponse, error)
+	// UpdateDestination changes a destination (PATCH, see UpdateSource).
+	UpdateDestination(context.Context, *UpdateDestinationRequest) (*UpdateDestinationResponse, error)
+	// CreateWarehouse creates a warehouse.
+	CreateWarehouse(context.Context, *CreateWarehouseRequest) (*CreateWarehouseResponse, error)
+	// UpdateWarehouse changes a warehouse (PATCH, see UpdateSource).
+	UpdateWarehouse(context.Context, *UpdateWarehouseRequest) (*UpdateWarehouseResponse, error)
+	// DeleteWarehouse removes a warehouse.
+	DeleteWarehouse(context.Context, *DeleteWarehouseRequest) (*DeleteWarehouseResponse, error)
+	// ConnectWarehouseSource connects a source to a warehouse.
+	ConnectWarehouseSource(context.Context, *ConnectWarehouseSourceRequest) (*ConnectWarehouseSourceResponse, error)
+	// DisconnectWarehouseSource disconnects a source from a warehouse.
+	DisconnectWarehouseSource(context.Context, *DisconnectWarehouseSourceRequest) (*DisconnectWarehouseSourceResponse, error)
+	// ListUsers returns the workspace's users.
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// CreateUser adds a user (owners only).
+	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
+	// UpdateUser changes a user's name or role (owners only).
+	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
+	// DeleteUser removes a user and their tokens (owners only).
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// ListTokens returns the workspace's API tokens, without secrets (owners only).
+	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// CreateToken creates an API token; the secret is returned once (owners only).
+	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
+	// DeleteToken revokes an API token (owners only).
+	DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error)
+	// ListCatalogSources returns the source types of the integration catalog.
+	ListCatalogSources(context.Context, *ListCatalogSourcesRequest) (*ListCatalogSourcesResponse, error)
+	// ListCatalogDestinations returns the destination types of the integration catalog.
+	ListCatalogDestinations(context.Context, *ListCatalogDestinationsRequest) (*ListCatalogDestinationsResponse, error)
+	// ListCatalogWarehouses returns the warehouse types of the integration catalog.
+	ListCatalogWarehouses(context.Context, *ListCatalogWarehousesRequest) (*ListCatalogWarehousesResponse, error)
+	// GetView returns the caller's saved view of a list page (the default
+	// view when none was saved).
+	GetView(context.Context, *GetViewRequest) (*GetViewResponse, error)
+	// PutView saves the caller's view of a list page.
+	PutView(context.Context, *PutViewRequest) (*PutViewResponse, error)
+	// ListAuditEvents returns the workspace's audit trail, newest first.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// CreateIntegrationRequest records a request for a missing integration.
+	CreateIntegrationRequest(context.Context, *CreateIntegrationRequestRequest) (*CreateIntegrationRequestResponse, error)
+	// ListIntegrationRequests returns the workspace's integration requests, newest first.
+	ListIntegrationRequests(context.Context, *ListIntegrationRequestsRequest) (*ListIntegrationRequestsResponse, error)
 	// AuthenticateToken resolves an API token to its principal. Internal:
 	// every service's auth interceptor calls it for REST and gRPC requests.
 	AuthenticateToken(context.Context, *AuthenticateTokenRequest) (*AuthenticateTokenResponse, error)
@@ -300,6 +709,87 @@ func (UnimplementedCatalogServiceServer) ListWarehouses(context.Context, *ListWa
 }
 func (UnimplementedCatalogServiceServer) GetWarehouse(context.Context, *GetWarehouseRequest) (*GetWarehouseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetWarehouse not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetMe(context.Context, *GetMeRequest) (*GetMeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMe not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpdateSource(context.Context, *UpdateSourceRequest) (*UpdateSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSource not implemented")
+}
+func (UnimplementedCatalogServiceServer) DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSource not implemented")
+}
+func (UnimplementedCatalogServiceServer) AddSourceLabels(context.Context, *AddSourceLabelsRequest) (*AddSourceLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddSourceLabels not implemented")
+}
+func (UnimplementedCatalogServiceServer) CreateWriteKey(context.Context, *CreateWriteKeyRequest) (*CreateWriteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWriteKey not implemented")
+}
+func (UnimplementedCatalogServiceServer) RevokeWriteKey(context.Context, *RevokeWriteKeyRequest) (*RevokeWriteKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeWriteKey not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpdateDestination(context.Context, *UpdateDestinationRequest) (*UpdateDestinationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateDestination not implemented")
+}
+func (UnimplementedCatalogServiceServer) CreateWarehouse(context.Context, *CreateWarehouseRequest) (*CreateWarehouseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWarehouse not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpdateWarehouse(context.Context, *UpdateWarehouseRequest) (*UpdateWarehouseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWarehouse not implemented")
+}
+func (UnimplementedCatalogServiceServer) DeleteWarehouse(context.Context, *DeleteWarehouseRequest) (*DeleteWarehouseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWarehouse not implemented")
+}
+func (UnimplementedCatalogServiceServer) ConnectWarehouseSource(context.Context, *ConnectWarehouseSourceRequest) (*ConnectWarehouseSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConnectWarehouseSource not implemented")
+}
+func (UnimplementedCatalogServiceServer) DisconnectWarehouseSource(context.Context, *DisconnectWarehouseSourceRequest) (*DisconnectWarehouseSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisconnectWarehouseSource not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedCatalogServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateUser not implemented")
+}
+func (UnimplementedCatalogServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedCatalogServiceServer) CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateToken not implemented")
+}
+func (UnimplementedCatalogServiceServer) DeleteToken(context.Context, *DeleteTokenRequest) (*DeleteTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteToken not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListCatalogSources(context.Context, *ListCatalogSourcesRequest) (*ListCatalogSourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCatalogSources not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListCatalogDestinations(context.Context, *ListCatalogDestinationsRequest) (*ListCatalogDestinationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCatalogDestinations not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListCatalogWarehouses(context.Context, *ListCatalogWarehousesRequest) (*ListCatalogWarehousesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCatalogWarehouses not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetView(context.Context, *GetViewRequest) (*GetViewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetView not implemented")
+}
+func (UnimplementedCatalogServiceServer) PutView(context.Context, *PutViewRequest) (*PutViewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutView not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedCatalogServiceServer) CreateIntegrationRequest(context.Context, *CreateIntegrationRequestRequest) (*CreateIntegrationRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateIntegrationRequest not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListIntegrationRequests(context.Context, *ListIntegrationRequestsRequest) (*ListIntegrationRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIntegrationRequests not implemented")
 }
 func (UnimplementedCatalogServiceServer) AuthenticateToken(context.Context, *AuthenticateTokenRequest) (*AuthenticateTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AuthenticateToken not implemented")
@@ -511,6 +1001,492 @@ func _CatalogService_GetWarehouse_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_GetMe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetMe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetMe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetMe(ctx, req.(*GetMeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpdateSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpdateSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpdateSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpdateSource(ctx, req.(*UpdateSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_DeleteSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DeleteSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DeleteSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DeleteSource(ctx, req.(*DeleteSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_AddSourceLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddSourceLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).AddSourceLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_AddSourceLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).AddSourceLabels(ctx, req.(*AddSourceLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_CreateWriteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWriteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).CreateWriteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_CreateWriteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).CreateWriteKey(ctx, req.(*CreateWriteKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_RevokeWriteKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeWriteKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).RevokeWriteKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_RevokeWriteKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).RevokeWriteKey(ctx, req.(*RevokeWriteKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpdateDestination_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateDestinationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpdateDestination(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpdateDestination_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpdateDestination(ctx, req.(*UpdateDestinationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_CreateWarehouse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWarehouseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).CreateWarehouse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_CreateWarehouse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).CreateWarehouse(ctx, req.(*CreateWarehouseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpdateWarehouse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWarehouseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpdateWarehouse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpdateWarehouse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpdateWarehouse(ctx, req.(*UpdateWarehouseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_DeleteWarehouse_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWarehouseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DeleteWarehouse(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DeleteWarehouse_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DeleteWarehouse(ctx, req.(*DeleteWarehouseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ConnectWarehouseSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectWarehouseSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ConnectWarehouseSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ConnectWarehouseSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ConnectWarehouseSource(ctx, req.(*ConnectWarehouseSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_DisconnectWarehouseSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisconnectWarehouseSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DisconnectWarehouseSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DisconnectWarehouseSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DisconnectWarehouseSource(ctx, req.(*DisconnectWarehouseSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).CreateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_CreateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).CreateUser(ctx, req.(*CreateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpdateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpdateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpdateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpdateUser(ctx, req.(*UpdateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListTokens(ctx, req.(*ListTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_CreateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).CreateToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_CreateToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).CreateToken(ctx, req.(*CreateTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_DeleteToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DeleteToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DeleteToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DeleteToken(ctx, req.(*DeleteTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListCatalogSources_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCatalogSourcesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListCatalogSources(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListCatalogSources_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListCatalogSources(ctx, req.(*ListCatalogSourcesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListCatalogDestinations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCatalogDestinationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListCatalogDestinations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListCatalogDestinations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListCatalogDestinations(ctx, req.(*ListCatalogDestinationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListCatalogWarehouses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCatalogWarehousesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListCatalogWarehouses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListCatalogWarehouses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListCatalogWarehouses(ctx, req.(*ListCatalogWarehousesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_GetView_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetViewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetView(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetView_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetView(ctx, req.(*GetViewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_PutView_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutViewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).PutView(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_PutView_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).PutView(ctx, req.(*PutViewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_CreateIntegrationRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateIntegrationRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).CreateIntegrationRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_CreateIntegrationRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).CreateIntegrationRequest(ctx, req.(*CreateIntegrationRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListIntegrationRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIntegrationRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListIntegrationRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListIntegrationRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListIntegrationRequests(ctx, req.(*ListIntegrationRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CatalogService_AuthenticateToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AuthenticateTokenRequest)
 	if err := dec(in); err != nil {
@@ -604,6 +1580,114 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetWarehouse",
 			Handler:    _CatalogService_GetWarehouse_Handler,
+		},
+		{
+			MethodName: "GetMe",
+			Handler:    _CatalogService_GetMe_Handler,
+		},
+		{
+			MethodName: "UpdateSource",
+			Handler:    _CatalogService_UpdateSource_Handler,
+		},
+		{
+			MethodName: "DeleteSource",
+			Handler:    _CatalogService_DeleteSource_Handler,
+		},
+		{
+			MethodName: "AddSourceLabels",
+			Handler:    _CatalogService_AddSourceLabels_Handler,
+		},
+		{
+			MethodName: "CreateWriteKey",
+			Handler:    _CatalogService_CreateWriteKey_Handler,
+		},
+		{
+			MethodName: "RevokeWriteKey",
+			Handler:    _CatalogService_RevokeWriteKey_Handler,
+		},
+		{
+			MethodName: "UpdateDestination",
+			Handler:    _CatalogService_UpdateDestination_Handler,
+		},
+		{
+			MethodName: "CreateWarehouse",
+			Handler:    _CatalogService_CreateWarehouse_Handler,
+		},
+		{
+			MethodName: "UpdateWarehouse",
+			Handler:    _CatalogService_UpdateWarehouse_Handler,
+		},
+		{
+			MethodName: "DeleteWarehouse",
+			Handler:    _CatalogService_DeleteWarehouse_Handler,
+		},
+		{
+			MethodName: "ConnectWarehouseSource",
+			Handler:    _CatalogService_ConnectWarehouseSource_Handler,
+		},
+		{
+			MethodName: "DisconnectWarehouseSource",
+			Handler:    _CatalogService_DisconnectWarehouseSource_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _CatalogService_ListUsers_Handler,
+		},
+		{
+			MethodName: "CreateUser",
+			Handler:    _CatalogService_CreateUser_Handler,
+		},
+		{
+			MethodName: "UpdateUser",
+			Handler:    _CatalogService_UpdateUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _CatalogService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _CatalogService_ListTokens_Handler,
+		},
+		{
+			MethodName: "CreateToken",
+			Handler:    _CatalogService_CreateToken_Handler,
+		},
+		{
+			MethodName: "DeleteToken",
+			Handler:    _CatalogService_DeleteToken_Handler,
+		},
+		{
+			MethodName: "ListCatalogSources",
+			Handler:    _CatalogService_ListCatalogSources_Handler,
+		},
+		{
+			MethodName: "ListCatalogDestinations",
+			Handler:    _CatalogService_ListCatalogDestinations_Handler,
+		},
+		{
+			MethodName: "ListCatalogWarehouses",
+			Handler:    _CatalogService_ListCatalogWarehouses_Handler,
+		},
+		{
+			MethodName: "GetView",
+			Handler:    _CatalogService_GetView_Handler,
+		},
+		{
+			MethodName: "PutView",
+			Handler:    _CatalogService_PutView_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _CatalogService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "CreateIntegrationRequest",
+			Handler:    _CatalogService_CreateIntegrationRequest_Handler,
+		},
+		{
+			MethodName: "ListIntegrationRequests",
+			Handler:    _CatalogService_ListIntegrationRequests_Handler,
 		},
 		{
 			MethodName: "AuthenticateToken",

@@ -10,6 +10,8 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -80,7 +82,9 @@ type GetDeliveryStatusResponse struct {
 	// failed_attempts counts attempts that were retried since start.
 	FailedAttempts uint64 `protobuf:"varint,4,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
 	// pending counts events not yet delivered.
-	Pending       uint64 `protobuf:"varint,5,opt,name=pending,proto3" json:"pending,omitempty"`
+	Pending uint64 `protobuf:"varint,5,opt,name=pending,proto3" json:"pending,omitempty"`
+	// error says why the destination's worker does not run, if so.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,21 +154,2297 @@ func (x *GetDeliveryStatusResponse) GetPending() uint64 {
 	return 0
 }
 
+func (x *GetDeliveryStatusResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Setting is one field of a destination type's settings schema.
+type Setting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the settings key.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// type is string, secret, url, number, boolean or object.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// required settings must be set.
+	Required bool `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	// default_value is used when unset.
+	DefaultValue *structpb.Value `protobuf:"bytes,4,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// description says what it does.
+	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Setting) Reset() {
+	*x = Setting{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Setting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Setting) ProtoMessage() {}
+
+func (x *Setting) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Setting.ProtoReflect.Descriptor instead.
+func (*Setting) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Setting) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Setting) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Setting) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *Setting) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *Setting) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Action is one thing a destination type does with an event.
+type Action struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name identifies it within the type.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// description says what it sends.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// default_trigger is the FQL condition used without subscriptions.
+	DefaultTrigger string `protobuf:"bytes,3,opt,name=default_trigger,json=defaultTrigger,proto3" json:"default_trigger,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Action) Reset() {
+	*x = Action{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Action) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Action) ProtoMessage() {}
+
+func (x *Action) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Action.ProtoReflect.Descriptor instead.
+func (*Action) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Action) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Action) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Action) GetDefaultTrigger() string {
+	if x != nil {
+		return x.DefaultTrigger
+	}
+	return ""
+}
+
+// DestinationType describes a destination type.
+type DestinationType struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// slug is the catalog type, e.g. "webhook".
+	Slug string `protobuf:"bytes,1,opt,name=slug,proto3" json:"slug,omitempty"`
+	// name is the display name used by the integrations object.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// category is the catalog category.
+	Category string `protobuf:"bytes,3,opt,name=category,proto3" json:"category,omitempty"`
+	// description is one line.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// settings is the settings schema.
+	Settings []*Setting `protobuf:"bytes,5,rep,name=settings,proto3" json:"settings,omitempty"`
+	// supported_events are the event types it receives.
+	SupportedEvents []string `protobuf:"bytes,6,rep,name=supported_events,json=supportedEvents,proto3" json:"supported_events,omitempty"`
+	// actions are its actions.
+	Actions       []*Action `protobuf:"bytes,7,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationType) Reset() {
+	*x = DestinationType{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationType) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationType) ProtoMessage() {}
+
+func (x *DestinationType) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationType.ProtoReflect.Descriptor instead.
+func (*DestinationType) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DestinationType) GetSlug() string {
+	if x != nil {
+		return x.Slug
+	}
+	return ""
+}
+
+func (x *DestinationType) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DestinationType) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *DestinationType) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *DestinationType) GetSettings() []*Setting {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *DestinationType) GetSupportedEvents() []string {
+	if x != nil {
+		return x.SupportedEvents
+	}
+	return nil
+}
+
+func (x *DestinationType) GetActions() []*Action {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+// ListDestinationTypesRequest is empty.
+type ListDestinationTypesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDestinationTypesRequest) Reset() {
+	*x = ListDestinationTypesRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDestinationTypesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDestinationTypesRequest) ProtoMessage() {}
+
+func (x *ListDestinationTypesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDestinationTypesRequest.ProtoReflect.Descriptor instead.
+func (*ListDestinationTypesRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{5}
+}
+
+// ListDestinationTypesResponse lists the types.
+type ListDestinationTypesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_types are sorted by slug.
+	DestinationTypes []*DestinationType `protobuf:"bytes,1,rep,name=destination_types,json=destinationTypes,proto3" json:"destination_types,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ListDestinationTypesResponse) Reset() {
+	*x = ListDestinationTypesResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDestinationTypesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDestinationTypesResponse) ProtoMessage() {}
+
+func (x *ListDestinationTypesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDestinationTypesResponse.ProtoReflect.Descriptor instead.
+func (*ListDestinationTypesResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListDestinationTypesResponse) GetDestinationTypes() []*DestinationType {
+	if x != nil {
+		return x.DestinationTypes
+	}
+	return nil
+}
+
+// FilterAction is one action of a destination filter.
+type FilterAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// type is drop, sample, drop_properties or allow_properties.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// fields maps an object path ("" = top level) to a list of keys.
+	Fields *structpb.Struct `protobuf:"bytes,2,opt,name=fields,proto3" json:"fields,omitempty"`
+	// percent is the share a sample keeps, 0-1.
+	Percent float64 `protobuf:"fixed64,3,opt,name=percent,proto3" json:"percent,omitempty"`
+	// path makes sampling deterministic on that field.
+	Path          string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilterAction) Reset() {
+	*x = FilterAction{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilterAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilterAction) ProtoMessage() {}
+
+func (x *FilterAction) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilterAction.ProtoReflect.Descriptor instead.
+func (*FilterAction) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FilterAction) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *FilterAction) GetFields() *structpb.Struct {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *FilterAction) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *FilterAction) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// DestinationFilter is one destination filter (Segment's shape).
+type DestinationFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies it within the destination.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// title is at most 64 characters.
+	Title string `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	// if is the FQL condition ("all" matches everything).
+	If string `protobuf:"bytes,3,opt,name=if,proto3" json:"if,omitempty"`
+	// enabled is false for a kept but inactive filter.
+	Enabled bool `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// actions apply when if matches.
+	Actions       []*FilterAction `protobuf:"bytes,5,rep,name=actions,proto3" json:"actions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestinationFilter) Reset() {
+	*x = DestinationFilter{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestinationFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestinationFilter) ProtoMessage() {}
+
+func (x *DestinationFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestinationFilter.ProtoReflect.Descriptor instead.
+func (*DestinationFilter) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DestinationFilter) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DestinationFilter) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *DestinationFilter) GetIf() string {
+	if x != nil {
+		return x.If
+	}
+	return ""
+}
+
+func (x *DestinationFilter) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *DestinationFilter) GetActions() []*FilterAction {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+// GetDestinationFiltersRequest names a destination.
+type GetDestinationFiltersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationFiltersRequest) Reset() {
+	*x = GetDestinationFiltersRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationFiltersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationFiltersRequest) ProtoMessage() {}
+
+func (x *GetDestinationFiltersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationFiltersRequest.ProtoReflect.Descriptor instead.
+func (*GetDestinationFiltersRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetDestinationFiltersRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// GetDestinationFiltersResponse holds its filters.
+type GetDestinationFiltersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are in order.
+	Filters       []*DestinationFilter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationFiltersResponse) Reset() {
+	*x = GetDestinationFiltersResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationFiltersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationFiltersResponse) ProtoMessage() {}
+
+func (x *GetDestinationFiltersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationFiltersResponse.ProtoReflect.Descriptor instead.
+func (*GetDestinationFiltersResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetDestinationFiltersResponse) GetFilters() []*DestinationFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+// SetDestinationFiltersRequest replaces the filters.
+type SetDestinationFiltersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// filters are the new filters (at most 10).
+	Filters       []*DestinationFilter `protobuf:"bytes,2,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDestinationFiltersRequest) Reset() {
+	*x = SetDestinationFiltersRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDestinationFiltersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDestinationFiltersRequest) ProtoMessage() {}
+
+func (x *SetDestinationFiltersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDestinationFiltersRequest.ProtoReflect.Descriptor instead.
+func (*SetDestinationFiltersRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetDestinationFiltersRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *SetDestinationFiltersRequest) GetFilters() []*DestinationFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+// SetDestinationFiltersResponse holds the saved filters.
+type SetDestinationFiltersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// filters are the saved filters.
+	Filters       []*DestinationFilter `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDestinationFiltersResponse) Reset() {
+	*x = SetDestinationFiltersResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDestinationFiltersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDestinationFiltersResponse) ProtoMessage() {}
+
+func (x *SetDestinationFiltersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDestinationFiltersResponse.ProtoReflect.Descriptor instead.
+func (*SetDestinationFiltersResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetDestinationFiltersResponse) GetFilters() []*DestinationFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+// Subscription is a trigger plus a mapping for one action.
+type Subscription struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies it within the destination.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name is a display name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// action is the destination type's action.
+	Action string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	// trigger is an FQL condition.
+	Trigger string `protobuf:"bytes,4,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// mapping builds the action's fields: "$.path" reads the event, "$" is
+	// the whole event, other values are literals.
+	Mapping *structpb.Struct `protobuf:"bytes,5,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	// enabled is false for a kept but inactive subscription.
+	Enabled       bool `protobuf:"varint,6,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscription) Reset() {
+	*x = Subscription{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscription) ProtoMessage() {}
+
+func (x *Subscription) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
+func (*Subscription) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Subscription) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Subscription) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Subscription) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Subscription) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+func (x *Subscription) GetMapping() *structpb.Struct {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
+func (x *Subscription) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// GetDestinationSubscriptionsRequest names a destination.
+type GetDestinationSubscriptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationSubscriptionsRequest) Reset() {
+	*x = GetDestinationSubscriptionsRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationSubscriptionsRequest) ProtoMessage() {}
+
+func (x *GetDestinationSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*GetDestinationSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetDestinationSubscriptionsRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// GetDestinationSubscriptionsResponse holds its subscriptions.
+type GetDestinationSubscriptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subscriptions are in order.
+	Subscriptions []*Subscription `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDestinationSubscriptionsResponse) Reset() {
+	*x = GetDestinationSubscriptionsResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDestinationSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDestinationSubscriptionsResponse) ProtoMessage() {}
+
+func (x *GetDestinationSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDestinationSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*GetDestinationSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetDestinationSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+// SetDestinationSubscriptionsRequest replaces the subscriptions.
+type SetDestinationSubscriptionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// subscriptions are the new subscriptions.
+	Subscriptions []*Subscription `protobuf:"bytes,2,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDestinationSubscriptionsRequest) Reset() {
+	*x = SetDestinationSubscriptionsRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDestinationSubscriptionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDestinationSubscriptionsRequest) ProtoMessage() {}
+
+func (x *SetDestinationSubscriptionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDestinationSubscriptionsRequest.ProtoReflect.Descriptor instead.
+func (*SetDestinationSubscriptionsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetDestinationSubscriptionsRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *SetDestinationSubscriptionsRequest) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+// SetDestinationSubscriptionsResponse holds the saved subscriptions.
+type SetDestinationSubscriptionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subscriptions are the saved subscriptions.
+	Subscriptions []*Subscription `protobuf:"bytes,1,rep,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDestinationSubscriptionsResponse) Reset() {
+	*x = SetDestinationSubscriptionsResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDestinationSubscriptionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDestinationSubscriptionsResponse) ProtoMessage() {}
+
+func (x *SetDestinationSubscriptionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDestinationSubscriptionsResponse.ProtoReflect.Descriptor instead.
+func (*SetDestinationSubscriptionsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetDestinationSubscriptionsResponse) GetSubscriptions() []*Subscription {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return nil
+}
+
+// DeadLetter is an event a destination gave up on.
+type DeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is its sequence in the DLQ stream.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// message_id is the event's messageId.
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// event_type is the event's type.
+	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// reason is rejected, retries_exhausted, invalid_payload, timeout or network.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// status is the last HTTP status (0 without an answer).
+	Status int32 `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	// attempts is how many attempts were made.
+	Attempts uint64 `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// error is the last error.
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// request is the last request sent.
+	Request string `protobuf:"bytes,8,opt,name=request,proto3" json:"request,omitempty"`
+	// response is the last response.
+	Response string `protobuf:"bytes,9,opt,name=response,proto3" json:"response,omitempty"`
+	// received_at is when the event reached Switchyard.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// failed_at is when it was given up.
+	FailedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	// event is the event JSON.
+	Event *structpb.Struct `protobuf:"bytes,12,opt,name=event,proto3" json:"event,omitempty"`
+	// source_id is the event's source.
+	SourceId      string `protobuf:"bytes,13,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DeadLetter) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetAttempts() uint64 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetEvent() *structpb.Struct {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+// DeadLetterFilter selects dead letters; empty fields match all.
+type DeadLetterFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason matches the reason.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// event_type matches the event type.
+	EventType string `protobuf:"bytes,2,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// message_ids match any of these.
+	MessageIds []string `protobuf:"bytes,3,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	// status matches the last status.
+	Status        int32 `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterFilter) Reset() {
+	*x = DeadLetterFilter{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterFilter) ProtoMessage() {}
+
+func (x *DeadLetterFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterFilter.ProtoReflect.Descriptor instead.
+func (*DeadLetterFilter) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeadLetterFilter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetterFilter) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *DeadLetterFilter) GetMessageIds() []string {
+	if x != nil {
+		return x.MessageIds
+	}
+	return nil
+}
+
+func (x *DeadLetterFilter) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+// ListDeadLettersRequest pages through dead letters.
+type ListDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// filter selects dead letters.
+	Filter *DeadLetterFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	// page_size is at most 200 (default 50).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a previous page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListDeadLettersRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetFilter() *DeadLetterFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *ListDeadLettersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDeadLettersResponse is one page.
+type ListDeadLettersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// dead_letters are oldest first.
+	DeadLetters []*DeadLetter `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// next_page_token is empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// GetDeadLetterRequest names a dead letter.
+type GetDeadLetterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// id is the dead letter id.
+	Id            uint64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterRequest) Reset() {
+	*x = GetDeadLetterRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterRequest) ProtoMessage() {}
+
+func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetDeadLetterRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *GetDeadLetterRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// GetDeadLetterResponse holds it.
+type GetDeadLetterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// dead_letter is the dead letter.
+	DeadLetter    *DeadLetter `protobuf:"bytes,1,opt,name=dead_letter,json=deadLetter,proto3" json:"dead_letter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterResponse) Reset() {
+	*x = GetDeadLetterResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterResponse) ProtoMessage() {}
+
+func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetDeadLetterResponse) GetDeadLetter() *DeadLetter {
+	if x != nil {
+		return x.DeadLetter
+	}
+	return nil
+}
+
+// RedriveDeadLettersRequest selects what to redrive.
+type RedriveDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// filter selects dead letters (empty: all).
+	Filter        *DeadLetterFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeadLettersRequest) Reset() {
+	*x = RedriveDeadLettersRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeadLettersRequest) ProtoMessage() {}
+
+func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RedriveDeadLettersRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *RedriveDeadLettersRequest) GetFilter() *DeadLetterFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// RedriveDeadLettersResponse says how many were re-sent.
+type RedriveDeadLettersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// redriven counts the re-sent dead letters.
+	Redriven      int64 `protobuf:"varint,1,opt,name=redriven,proto3" json:"redriven,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeadLettersResponse) Reset() {
+	*x = RedriveDeadLettersResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeadLettersResponse) ProtoMessage() {}
+
+func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RedriveDeadLettersResponse) GetRedriven() int64 {
+	if x != nil {
+		return x.Redriven
+	}
+	return 0
+}
+
+// ReplayEventsRequest selects archived events.
+type ReplayEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// start_time is the first receipt time included.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// end_time is the first receipt time excluded (default now).
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// event_types restricts the types; empty = all.
+	EventTypes    []string `protobuf:"bytes,4,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsRequest) Reset() {
+	*x = ReplayEventsRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsRequest) ProtoMessage() {}
+
+func (x *ReplayEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsRequest.ProtoReflect.Descriptor instead.
+func (*ReplayEventsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReplayEventsRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *ReplayEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ReplayEventsRequest) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+// ReplayEventsResponse says how many events were queued.
+type ReplayEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// replayed counts events queued for the destination.
+	Replayed int64 `protobuf:"varint,1,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// replay_id names this replay.
+	ReplayId      string `protobuf:"bytes,2,opt,name=replay_id,json=replayId,proto3" json:"replay_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayEventsResponse) Reset() {
+	*x = ReplayEventsResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayEventsResponse) ProtoMessage() {}
+
+func (x *ReplayEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayEventsResponse.ProtoReflect.Descriptor instead.
+func (*ReplayEventsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReplayEventsResponse) GetReplayed() int64 {
+	if x != nil {
+		return x.Replayed
+	}
+	return 0
+}
+
+func (x *ReplayEventsResponse) GetReplayId() string {
+	if x != nil {
+		return x.ReplayId
+	}
+	return ""
+}
+
+// GetDeliveryMetricsRequest names a destination.
+type GetDeliveryMetricsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryMetricsRequest) Reset() {
+	*x = GetDeliveryMetricsRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryMetricsRequest) ProtoMessage() {}
+
+func (x *GetDeliveryMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryMetricsRequest.ProtoReflect.Descriptor instead.
+func (*GetDeliveryMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetDeliveryMetricsRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// ReasonCount is a count per reason.
+type ReasonCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reason is the failure class.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// count is the number of events.
+	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReasonCount) Reset() {
+	*x = ReasonCount{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasonCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasonCount) ProtoMessage() {}
+
+func (x *ReasonCount) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasonCount.ProtoReflect.Descriptor instead.
+func (*ReasonCount) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ReasonCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ReasonCount) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// WindowMetrics are the metrics of one period.
+type WindowMetrics struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// window is 10m, 1h, 24h or 7d.
+	Window string `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// delivered counts accepted events.
+	Delivered uint64 `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// not_delivered counts dead-lettered events.
+	NotDelivered uint64 `protobuf:"varint,3,opt,name=not_delivered,json=notDelivered,proto3" json:"not_delivered,omitempty"`
+	// not_delivered_by_reason splits not_delivered.
+	NotDeliveredByReason []*ReasonCount `protobuf:"bytes,4,rep,name=not_delivered_by_reason,json=notDeliveredByReason,proto3" json:"not_delivered_by_reason,omitempty"`
+	// retried counts failed attempts that were retried.
+	Retried uint64 `protobuf:"varint,5,opt,name=retried,proto3" json:"retried,omitempty"`
+	// filtered counts events kept away by filters or the integrations object.
+	Filtered uint64 `protobuf:"varint,6,opt,name=filtered,proto3" json:"filtered,omitempty"`
+	// p95_latency_ms is receipt-to-acceptance latency, 95th percentile.
+	P95LatencyMs  float64 `protobuf:"fixed64,7,opt,name=p95_latency_ms,json=p95LatencyMs,proto3" json:"p95_latency_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowMetrics) Reset() {
+	*x = WindowMetrics{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowMetrics) ProtoMessage() {}
+
+func (x *WindowMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowMetrics.ProtoReflect.Descriptor instead.
+func (*WindowMetrics) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WindowMetrics) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *WindowMetrics) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *WindowMetrics) GetNotDelivered() uint64 {
+	if x != nil {
+		return x.NotDelivered
+	}
+	return 0
+}
+
+func (x *WindowMetrics) GetNotDeliveredByReason() []*ReasonCount {
+	if x != nil {
+		return x.NotDeliveredByReason
+	}
+	return nil
+}
+
+func (x *WindowMetrics) GetRetried() uint64 {
+	if x != nil {
+		return x.Retried
+	}
+	return 0
+}
+
+func (x *WindowMetrics) GetFiltered() uint64 {
+	if x != nil {
+		return x.Filtered
+	}
+	return 0
+}
+
+func (x *WindowMetrics) GetP95LatencyMs() float64 {
+	if x != nil {
+		return x.P95LatencyMs
+	}
+	return 0
+}
+
+// GetDeliveryMetricsResponse holds the windows.
+type GetDeliveryMetricsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// windows are 10m, 1h, 24h and 7d.
+	Windows       []*WindowMetrics `protobuf:"bytes,2,rep,name=windows,proto3" json:"windows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryMetricsResponse) Reset() {
+	*x = GetDeliveryMetricsResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryMetricsResponse) ProtoMessage() {}
+
+func (x *GetDeliveryMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryMetricsResponse.ProtoReflect.Descriptor instead.
+func (*GetDeliveryMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetDeliveryMetricsResponse) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *GetDeliveryMetricsResponse) GetWindows() []*WindowMetrics {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+// ListDeliveryErrorsRequest names a destination.
+type ListDeliveryErrorsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination_id is the destination id.
+	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveryErrorsRequest) Reset() {
+	*x = ListDeliveryErrorsRequest{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveryErrorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveryErrorsRequest) ProtoMessage() {}
+
+func (x *ListDeliveryErrorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveryErrorsRequest.ProtoReflect.Descriptor instead.
+func (*ListDeliveryErrorsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListDeliveryErrorsRequest) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+// DeliveryError is one failed attempt.
+type DeliveryError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// time is when it failed.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// message_id is the event's messageId.
+	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// reason is the failure class.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// status is the HTTP status, or 0.
+	Status int32 `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	// attempt is the attempt number.
+	Attempt uint64 `protobuf:"varint,5,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// final is true when the event was dead-lettered.
+	Final bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	// event is what the source sent.
+	Event string `protobuf:"bytes,7,opt,name=event,proto3" json:"event,omitempty"`
+	// request is the request to the destination.
+	Request string `protobuf:"bytes,8,opt,name=request,proto3" json:"request,omitempty"`
+	// response is the destination's answer or the error.
+	Response      string `protobuf:"bytes,9,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryError) Reset() {
+	*x = DeliveryError{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryError) ProtoMessage() {}
+
+func (x *DeliveryError) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryError.ProtoReflect.Descriptor instead.
+func (*DeliveryError) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeliveryError) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *DeliveryError) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *DeliveryError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeliveryError) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *DeliveryError) GetAttempt() uint64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *DeliveryError) GetFinal() bool {
+	if x != nil {
+		return x.Final
+	}
+	return false
+}
+
+func (x *DeliveryError) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *DeliveryError) GetRequest() string {
+	if x != nil {
+		return x.Request
+	}
+	return ""
+}
+
+func (x *DeliveryError) GetResponse() string {
+	if x != nil {
+		return x.Response
+	}
+	return ""
+}
+
+// ListDeliveryErrorsResponse holds the latest errors.
+type ListDeliveryErrorsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// errors are newest first (at most 10).
+	Errors        []*DeliveryError `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeliveryErrorsResponse) Reset() {
+	*x = ListDeliveryErrorsResponse{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeliveryErrorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeliveryErrorsResponse) ProtoMessage() {}
+
+func (x *ListDeliveryErrorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeliveryErrorsResponse.ProtoReflect.Descriptor instead.
+func (*ListDeliveryErrorsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListDeliveryErrorsResponse) GetErrors() []*DeliveryError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
 var File_switchyard_delivery_v1_delivery_service_proto protoreflect.FileDescriptor
 
 const file_switchyard_delivery_v1_delivery_service_proto_rawDesc = "" +
 	"\n" +
-	"-switchyard/delivery/v1/delivery_service.proto\x12\x16switchyard.delivery.v1\x1a\x1cgoogle/api/annotations.proto\"A\n" +
+	"-switchyard/delivery/v1/delivery_service.proto\x12\x16switchyard.delivery.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n" +
 	"\x18GetDeliveryStatusRequest\x12%\n" +
-	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\xbd\x01\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\xd3\x01\n" +
 	"\x19GetDeliveryStatusResponse\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x18\n" +
 	"\arunning\x18\x02 \x01(\bR\arunning\x12\x1c\n" +
 	"\tdelivered\x18\x03 \x01(\x04R\tdelivered\x12'\n" +
 	"\x0ffailed_attempts\x18\x04 \x01(\x04R\x0efailedAttempts\x12\x18\n" +
-	"\apending\x18\x05 \x01(\x04R\apending2\xc4\x01\n" +
+	"\apending\x18\x05 \x01(\x04R\apending\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xac\x01\n" +
+	"\aSetting\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12;\n" +
+	"\rdefault_value\x18\x04 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12 \n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\"g\n" +
+	"\x06Action\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\x0fdefault_trigger\x18\x03 \x01(\tR\x0edefaultTrigger\"\x99\x02\n" +
+	"\x0fDestinationType\x12\x12\n" +
+	"\x04slug\x18\x01 \x01(\tR\x04slug\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bcategory\x18\x03 \x01(\tR\bcategory\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12;\n" +
+	"\bsettings\x18\x05 \x03(\v2\x1f.switchyard.delivery.v1.SettingR\bsettings\x12)\n" +
+	"\x10supported_events\x18\x06 \x03(\tR\x0fsupportedEvents\x128\n" +
+	"\aactions\x18\a \x03(\v2\x1e.switchyard.delivery.v1.ActionR\aactions\"\x1d\n" +
+	"\x1bListDestinationTypesRequest\"t\n" +
+	"\x1cListDestinationTypesResponse\x12T\n" +
+	"\x11destination_types\x18\x01 \x03(\v2'.switchyard.delivery.v1.DestinationTypeR\x10destinationTypes\"\x81\x01\n" +
+	"\fFilterAction\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12/\n" +
+	"\x06fields\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06fields\x12\x18\n" +
+	"\apercent\x18\x03 \x01(\x01R\apercent\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\"\xa3\x01\n" +
+	"\x11DestinationFilter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x0e\n" +
+	"\x02if\x18\x03 \x01(\tR\x02if\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\x12>\n" +
+	"\aactions\x18\x05 \x03(\v2$.switchyard.delivery.v1.FilterActionR\aactions\"E\n" +
+	"\x1cGetDestinationFiltersRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"d\n" +
+	"\x1dGetDestinationFiltersResponse\x12C\n" +
+	"\afilters\x18\x01 \x03(\v2).switchyard.delivery.v1.DestinationFilterR\afilters\"\x8a\x01\n" +
+	"\x1cSetDestinationFiltersRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12C\n" +
+	"\afilters\x18\x02 \x03(\v2).switchyard.delivery.v1.DestinationFilterR\afilters\"d\n" +
+	"\x1dSetDestinationFiltersResponse\x12C\n" +
+	"\afilters\x18\x01 \x03(\v2).switchyard.delivery.v1.DestinationFilterR\afilters\"\xb1\x01\n" +
+	"\fSubscription\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x18\n" +
+	"\atrigger\x18\x04 \x01(\tR\atrigger\x121\n" +
+	"\amapping\x18\x05 \x01(\v2\x17.google.protobuf.StructR\amapping\x12\x18\n" +
+	"\aenabled\x18\x06 \x01(\bR\aenabled\"K\n" +
+	"\"GetDestinationSubscriptionsRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"q\n" +
+	"#GetDestinationSubscriptionsResponse\x12J\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2$.switchyard.delivery.v1.SubscriptionR\rsubscriptions\"\x97\x01\n" +
+	"\"SetDestinationSubscriptionsRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12J\n" +
+	"\rsubscriptions\x18\x02 \x03(\v2$.switchyard.delivery.v1.SubscriptionR\rsubscriptions\"q\n" +
+	"#SetDestinationSubscriptionsResponse\x12J\n" +
+	"\rsubscriptions\x18\x01 \x03(\v2$.switchyard.delivery.v1.SubscriptionR\rsubscriptions\"\xb4\x03\n" +
+	"\n" +
+	"DeadLetter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\tR\teventType\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\x05R\x06status\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x04R\battempts\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x18\n" +
+	"\arequest\x18\b \x01(\tR\arequest\x12\x1a\n" +
+	"\bresponse\x18\t \x01(\tR\bresponse\x12;\n" +
+	"\vreceived_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x127\n" +
+	"\tfailed_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\x12-\n" +
+	"\x05event\x18\f \x01(\v2\x17.google.protobuf.StructR\x05event\x12\x1b\n" +
+	"\tsource_id\x18\r \x01(\tR\bsourceId\"\x82\x01\n" +
+	"\x10DeadLetterFilter\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x02 \x01(\tR\teventType\x12\x1f\n" +
+	"\vmessage_ids\x18\x03 \x03(\tR\n" +
+	"messageIds\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\"\xbd\x01\n" +
+	"\x16ListDeadLettersRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12@\n" +
+	"\x06filter\x18\x02 \x01(\v2(.switchyard.delivery.v1.DeadLetterFilterR\x06filter\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x88\x01\n" +
+	"\x17ListDeadLettersResponse\x12E\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\".switchyard.delivery.v1.DeadLetterR\vdeadLetters\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n" +
+	"\x14GetDeadLetterRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x04R\x02id\"\\\n" +
+	"\x15GetDeadLetterResponse\x12C\n" +
+	"\vdead_letter\x18\x01 \x01(\v2\".switchyard.delivery.v1.DeadLetterR\n" +
+	"deadLetter\"\x84\x01\n" +
+	"\x19RedriveDeadLettersRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12@\n" +
+	"\x06filter\x18\x02 \x01(\v2(.switchyard.delivery.v1.DeadLetterFilterR\x06filter\"8\n" +
+	"\x1aRedriveDeadLettersResponse\x12\x1a\n" +
+	"\bredriven\x18\x01 \x01(\x03R\bredriven\"\xcf\x01\n" +
+	"\x13ReplayEventsRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1f\n" +
+	"\vevent_types\x18\x04 \x03(\tR\n" +
+	"eventTypes\"O\n" +
+	"\x14ReplayEventsResponse\x12\x1a\n" +
+	"\breplayed\x18\x01 \x01(\x03R\breplayed\x12\x1b\n" +
+	"\treplay_id\x18\x02 \x01(\tR\breplayId\"B\n" +
+	"\x19GetDeliveryMetricsRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\";\n" +
+	"\vReasonCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"\xa2\x02\n" +
+	"\rWindowMetrics\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\tR\x06window\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12#\n" +
+	"\rnot_delivered\x18\x03 \x01(\x04R\fnotDelivered\x12Z\n" +
+	"\x17not_delivered_by_reason\x18\x04 \x03(\v2#.switchyard.delivery.v1.ReasonCountR\x14notDeliveredByReason\x12\x18\n" +
+	"\aretried\x18\x05 \x01(\x04R\aretried\x12\x1a\n" +
+	"\bfiltered\x18\x06 \x01(\x04R\bfiltered\x12$\n" +
+	"\x0ep95_latency_ms\x18\a \x01(\x01R\fp95LatencyMs\"\x84\x01\n" +
+	"\x1aGetDeliveryMetricsResponse\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12?\n" +
+	"\awindows\x18\x02 \x03(\v2%.switchyard.delivery.v1.WindowMetricsR\awindows\"B\n" +
+	"\x19ListDeliveryErrorsRequest\x12%\n" +
+	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x8a\x02\n" +
+	"\rDeliveryError\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x02 \x01(\tR\tmessageId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\x12\x18\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\x12\x14\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\x12\x14\n" +
+	"\x05event\x18\a \x01(\tR\x05event\x12\x18\n" +
+	"\arequest\x18\b \x01(\tR\arequest\x12\x1a\n" +
+	"\bresponse\x18\t \x01(\tR\bresponse\"[\n" +
+	"\x1aListDeliveryErrorsResponse\x12=\n" +
+	"\x06errors\x18\x01 \x03(\v2%.switchyard.delivery.v1.DeliveryErrorR\x06errors2\xe8\x11\n" +
 	"\x0fDeliveryService\x12\xb0\x01\n" +
-	"\x11GetDeliveryStatus\x120.switchyard.delivery.v1.GetDeliveryStatusRequest\x1a1.switchyard.delivery.v1.GetDeliveryStatusResponse\"6\x82\xd3\xe4\x93\x020\x12./api/v1/destinations/{destination_id}/deliveryB\xf9\x01\n" +
+	"\x11GetDeliveryStatus\x120.switchyard.delivery.v1.GetDeliveryStatusRequest\x1a1.switchyard.delivery.v1.GetDeliveryStatusResponse\"6\x82\xd3\xe4\x93\x020\x12./api/v1/destinations/{destination_id}/delivery\x12\xad\x01\n" +
+	"\x14ListDestinationTypes\x123.switchyard.delivery.v1.ListDestinationTypesRequest\x1a4.switchyard.delivery.v1.ListDestinationTypesResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/delivery/destination-types\x12\xbb\x01\n" +
+	"\x15GetDestinationFilters\x124.switchyard.delivery.v1.GetDestinationFiltersRequest\x1a5.switchyard.delivery.v1.GetDestinationFiltersResponse\"5\x82\xd3\xe4\x93\x02/\x12-/api/v1/destinations/{destination_id}/filters\x12\xbe\x01\n" +
+	"\x15SetDestinationFilters\x124.switchyard.delivery.v1.SetDestinationFiltersRequest\x1a5.switchyard.delivery.v1.SetDestinationFiltersResponse\"8\x82\xd3\xe4\x93\x022:\x01*\x1a-/api/v1/destinations/{destination_id}/filters\x12\xd3\x01\n" +
+	"\x1bGetDestinationSubscriptions\x12:.switchyard.delivery.v1.GetDestinationSubscriptionsRequest\x1a;.switchyard.delivery.v1.GetDestinationSubscriptionsResponse\";\x82\xd3\xe4\x93\x025\x123/api/v1/destinations/{destination_id}/subscriptions\x12\xd6\x01\n" +
+	"\x1bSetDestinationSubscriptions\x12:.switchyard.delivery.v1.SetDestinationSubscriptionsRequest\x1a;.switchyard.delivery.v1.SetDestinationSubscriptionsResponse\">\x82\xd3\xe4\x93\x028:\x01*\x1a3/api/v1/destinations/{destination_id}/subscriptions\x12\xae\x01\n" +
+	"\x0fListDeadLetters\x12..switchyard.delivery.v1.ListDeadLettersRequest\x1a/.switchyard.delivery.v1.ListDeadLettersResponse\":\x82\xd3\xe4\x93\x024\x122/api/v1/destinations/{destination_id}/dead-letters\x12\xad\x01\n" +
+	"\rGetDeadLetter\x12,.switchyard.delivery.v1.GetDeadLetterRequest\x1a-.switchyard.delivery.v1.GetDeadLetterResponse\"?\x82\xd3\xe4\x93\x029\x127/api/v1/destinations/{destination_id}/dead-letters/{id}\x12\xc2\x01\n" +
+	"\x12RedriveDeadLetters\x121.switchyard.delivery.v1.RedriveDeadLettersRequest\x1a2.switchyard.delivery.v1.RedriveDeadLettersResponse\"E\x82\xd3\xe4\x93\x02?:\x01*\":/api/v1/destinations/{destination_id}/dead-letters:redrive\x12\xa2\x01\n" +
+	"\fReplayEvents\x12+.switchyard.delivery.v1.ReplayEventsRequest\x1a,.switchyard.delivery.v1.ReplayEventsResponse\"7\x82\xd3\xe4\x93\x021:\x01*\",/api/v1/destinations/{destination_id}/replay\x12\xbb\x01\n" +
+	"\x12GetDeliveryMetrics\x121.switchyard.delivery.v1.GetDeliveryMetricsRequest\x1a2.switchyard.delivery.v1.GetDeliveryMetricsResponse\">\x82\xd3\xe4\x93\x028\x126/api/v1/destinations/{destination_id}/delivery-metrics\x12\xba\x01\n" +
+	"\x12ListDeliveryErrors\x121.switchyard.delivery.v1.ListDeliveryErrorsRequest\x1a2.switchyard.delivery.v1.ListDeliveryErrorsResponse\"=\x82\xd3\xe4\x93\x027\x125/api/v1/destinations/{destination_id}/delivery-errorsB\xf9\x01\n" +
 	"\x1acom.switchyard.delivery.v1B\x14DeliveryServiceProtoP\x01ZKgithub.com/switchyardhq/switchyard/gen/go/switchyard/delivery/v1;deliveryv1\xa2\x02\x03SDX\xaa\x02\x16Switchyard.Delivery.V1\xca\x02\x16Switchyard\\Delivery\\V1\xe2\x02\"Switchyard\\Delivery\\V1\\GPBMetadata\xea\x02\x18Switchyard::Delivery::V1b\x06proto3"
 
 var (
@@ -179,19 +2459,103 @@ func file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP() []byte {
 	return file_switchyard_delivery_v1_delivery_service_proto_rawDescData
 }
 
-var file_switchyard_delivery_v1_delivery_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_switchyard_delivery_v1_delivery_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_switchyard_delivery_v1_delivery_service_proto_goTypes = []any{
-	(*GetDeliveryStatusRequest)(nil),  // 0: switchyard.delivery.v1.GetDeliveryStatusRequest
-	(*GetDeliveryStatusResponse)(nil), // 1: switchyard.delivery.v1.GetDeliveryStatusResponse
+	(*GetDeliveryStatusRequest)(nil),            // 0: switchyard.delivery.v1.GetDeliveryStatusRequest
+	(*GetDeliveryStatusResponse)(nil),           // 1: switchyard.delivery.v1.GetDeliveryStatusResponse
+	(*Setting)(nil),                             // 2: switchyard.delivery.v1.Setting
+	(*Action)(nil),                              // 3: switchyard.delivery.v1.Action
+	(*DestinationType)(nil),                     // 4: switchyard.delivery.v1.DestinationType
+	(*ListDestinationTypesRequest)(nil),         // 5: switchyard.delivery.v1.ListDestinationTypesRequest
+	(*ListDestinationTypesResponse)(nil),        // 6: switchyard.delivery.v1.ListDestinationTypesResponse
+	(*FilterAction)(nil),                        // 7: switchyard.delivery.v1.FilterAction
+	(*DestinationFilter)(nil),                   // 8: switchyard.delivery.v1.DestinationFilter
+	(*GetDestinationFiltersRequest)(nil),        // 9: switchyard.delivery.v1.GetDestinationFiltersRequest
+	(*GetDestinationFiltersResponse)(nil),       // 10: switchyard.delivery.v1.GetDestinationFiltersResponse
+	(*SetDestinationFiltersRequest)(nil),        // 11: switchyard.delivery.v1.SetDestinationFiltersRequest
+	(*SetDestinationFiltersResponse)(nil),       // 12: switchyard.delivery.v1.SetDestinationFiltersResponse
+	(*Subscription)(nil),                        // 13: switchyard.delivery.v1.Subscription
+	(*GetDestinationSubscriptionsRequest)(nil),  // 14: switchyard.delivery.v1.GetDestinationSubscriptionsRequest
+	(*GetDestinationSubscriptionsResponse)(nil), // 15: switchyard.delivery.v1.GetDestinationSubscriptionsResponse
+	(*SetDestinationSubscriptionsRequest)(nil),  // 16: switchyard.delivery.v1.SetDestinationSubscriptionsRequest
+	(*SetDestinationSubscriptionsResponse)(nil), // 17: switchyard.delivery.v1.SetDestinationSubscriptionsResponse
+	(*DeadLetter)(nil),                          // 18: switchyard.delivery.v1.DeadLetter
+	(*DeadLetterFilter)(nil),                    // 19: switchyard.delivery.v1.DeadLetterFilter
+	(*ListDeadLettersRequest)(nil),              // 20: switchyard.delivery.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),             // 21: switchyard.delivery.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),                // 22: switchyard.delivery.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),               // 23: switchyard.delivery.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),           // 24: switchyard.delivery.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil),          // 25: switchyard.delivery.v1.RedriveDeadLettersResponse
+	(*ReplayEventsRequest)(nil),                 // 26: switchyard.delivery.v1.ReplayEventsRequest
+	(*ReplayEventsResponse)(nil),                // 27: switchyard.delivery.v1.ReplayEventsResponse
+	(*GetDeliveryMetricsRequest)(nil),           // 28: switchyard.delivery.v1.GetDeliveryMetricsRequest
+	(*ReasonCount)(nil),                         // 29: switchyard.delivery.v1.ReasonCount
+	(*WindowMetrics)(nil),                       // 30: switchyard.delivery.v1.WindowMetrics
+	(*GetDeliveryMetricsResponse)(nil),          // 31: switchyard.delivery.v1.GetDeliveryMetricsResponse
+	(*ListDeliveryErrorsRequest)(nil),           // 32: switchyard.delivery.v1.ListDeliveryErrorsRequest
+	(*DeliveryError)(nil),                       // 33: switchyard.delivery.v1.DeliveryError
+	(*ListDeliveryErrorsResponse)(nil),          // 34: switchyard.delivery.v1.ListDeliveryErrorsResponse
+	(*structpb.Value)(nil),                      // 35: google.protobuf.Value
+	(*structpb.Struct)(nil),                     // 36: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),               // 37: google.protobuf.Timestamp
 }
 var file_switchyard_delivery_v1_delivery_service_proto_depIdxs = []int32{
-	0, // 0: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:input_type -> switchyard.delivery.v1.GetDeliveryStatusRequest
-	1, // 1: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:output_type -> switchyard.delivery.v1.GetDeliveryStatusResponse
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	35, // 0: switchyard.delivery.v1.Setting.default_value:type_name -> google.protobuf.Value
+	2,  // 1: switchyard.delivery.v1.DestinationType.settings:type_name -> switchyard.delivery.v1.Setting
+	3,  // 2: switchyard.delivery.v1.DestinationType.actions:type_name -> switchyard.delivery.v1.Action
+	4,  // 3: switchyard.delivery.v1.ListDestinationTypesResponse.destination_types:type_name -> switchyard.delivery.v1.DestinationType
+	36, // 4: switchyard.delivery.v1.FilterAction.fields:type_name -> google.protobuf.Struct
+	7,  // 5: switchyard.delivery.v1.DestinationFilter.actions:type_name -> switchyard.delivery.v1.FilterAction
+	8,  // 6: switchyard.delivery.v1.GetDestinationFiltersResponse.filters:type_name -> switchyard.delivery.v1.DestinationFilter
+	8,  // 7: switchyard.delivery.v1.SetDestinationFiltersRequest.filters:type_name -> switchyard.delivery.v1.DestinationFilter
+	8,  // 8: switchyard.delivery.v1.SetDestinationFiltersResponse.filters:type_name -> switchyard.delivery.v1.DestinationFilter
+	36, // 9: switchyard.delivery.v1.Subscription.mapping:type_name -> google.protobuf.Struct
+	13, // 10: switchyard.delivery.v1.GetDestinationSubscriptionsResponse.subscriptions:type_name -> switchyard.delivery.v1.Subscription
+	13, // 11: switchyard.delivery.v1.SetDestinationSubscriptionsRequest.subscriptions:type_name -> switchyard.delivery.v1.Subscription
+	13, // 12: switchyard.delivery.v1.SetDestinationSubscriptionsResponse.subscriptions:type_name -> switchyard.delivery.v1.Subscription
+	37, // 13: switchyard.delivery.v1.DeadLetter.received_at:type_name -> google.protobuf.Timestamp
+	37, // 14: switchyard.delivery.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
+	36, // 15: switchyard.delivery.v1.DeadLetter.event:type_name -> google.protobuf.Struct
+	19, // 16: switchyard.delivery.v1.ListDeadLettersRequest.filter:type_name -> switchyard.delivery.v1.DeadLetterFilter
+	18, // 17: switchyard.delivery.v1.ListDeadLettersResponse.dead_letters:type_name -> switchyard.delivery.v1.DeadLetter
+	18, // 18: switchyard.delivery.v1.GetDeadLetterResponse.dead_letter:type_name -> switchyard.delivery.v1.DeadLetter
+	19, // 19: switchyard.delivery.v1.RedriveDeadLettersRequest.filter:type_name -> switchyard.delivery.v1.DeadLetterFilter
+	37, // 20: switchyard.delivery.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	37, // 21: switchyard.delivery.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	29, // 22: switchyard.delivery.v1.WindowMetrics.not_delivered_by_reason:type_name -> switchyard.delivery.v1.ReasonCount
+	30, // 23: switchyard.delivery.v1.GetDeliveryMetricsResponse.windows:type_name -> switchyard.delivery.v1.WindowMetrics
+	37, // 24: switchyard.delivery.v1.DeliveryError.time:type_name -> google.protobuf.Timestamp
+	33, // 25: switchyard.delivery.v1.ListDeliveryErrorsResponse.errors:type_name -> switchyard.delivery.v1.DeliveryError
+	0,  // 26: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:input_type -> switchyard.delivery.v1.GetDeliveryStatusRequest
+	5,  // 27: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:input_type -> switchyard.delivery.v1.ListDestinationTypesRequest
+	9,  // 28: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:input_type -> switchyard.delivery.v1.GetDestinationFiltersRequest
+	11, // 29: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:input_type -> switchyard.delivery.v1.SetDestinationFiltersRequest
+	14, // 30: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:input_type -> switchyard.delivery.v1.GetDestinationSubscriptionsRequest
+	16, // 31: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:input_type -> switchyard.delivery.v1.SetDestinationSubscriptionsRequest
+	20, // 32: switchyard.delivery.v1.DeliveryService.ListDeadLetters:input_type -> switchyard.delivery.v1.ListDeadLettersRequest
+	22, // 33: switchyard.delivery.v1.DeliveryService.GetDeadLetter:input_type -> switchyard.delivery.v1.GetDeadLetterRequest
+	24, // 34: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:input_type -> switchyard.delivery.v1.RedriveDeadLettersRequest
+	26, // 35: switchyard.delivery.v1.DeliveryService.ReplayEvents:input_type -> switchyard.delivery.v1.ReplayEventsRequest
+	28, // 36: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:input_type -> switchyard.delivery.v1.GetDeliveryMetricsRequest
+	32, // 37: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:input_type -> switchyard.delivery.v1.ListDeliveryErrorsRequest
+	1,  // 38: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:output_type -> switchyard.delivery.v1.GetDeliveryStatusResponse
+	6,  // 39: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:output_type -> switchyard.delivery.v1.ListDestinationTypesResponse
+	10, // 40: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:output_type -> switchyard.delivery.v1.GetDestinationFiltersResponse
+	12, // 41: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:output_type -> switchyard.delivery.v1.SetDestinationFiltersResponse
+	15, // 42: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:output_type -> switchyard.delivery.v1.GetDestinationSubscriptionsResponse
+	17, // 43: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:output_type -> switchyard.delivery.v1.SetDestinationSubscriptionsResponse
+	21, // 44: switchyard.delivery.v1.DeliveryService.ListDeadLetters:output_type -> switchyard.delivery.v1.ListDeadLettersResponse
+	23, // 45: switchyard.delivery.v1.DeliveryService.GetDeadLetter:output_type -> switchyard.delivery.v1.GetDeadLetterResponse
+	25, // 46: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:output_type -> switchyard.delivery.v1.RedriveDeadLettersResponse
+	27, // 47: switchyard.delivery.v1.DeliveryService.ReplayEvents:output_type -> switchyard.delivery.v1.ReplayEventsResponse
+	31, // 48: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:output_type -> switchyard.delivery.v1.GetDeliveryMetricsResponse
+	34, // 49: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:output_type -> switchyard.delivery.v1.ListDeliveryErrorsResponse
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_delivery_v1_delivery_service_proto_init() }
@@ -205,7 +2569,7 @@ func file_switchyard_delivery_v1_delivery_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_delivery_v1_delivery_service_proto_rawDesc), len(file_switchyard_delivery_v1_delivery_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

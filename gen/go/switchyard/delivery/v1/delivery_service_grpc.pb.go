@@ -19,7 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DeliveryService_GetDeliveryStatus_FullMethodName = "/switchyard.delivery.v1.DeliveryService/GetDeliveryStatus"
+	DeliveryService_GetDeliveryStatus_FullMethodName           = "/switchyard.delivery.v1.DeliveryService/GetDeliveryStatus"
+	DeliveryService_ListDestinationTypes_FullMethodName        = "/switchyard.delivery.v1.DeliveryService/ListDestinationTypes"
+	DeliveryService_GetDestinationFilters_FullMethodName       = "/switchyard.delivery.v1.DeliveryService/GetDestinationFilters"
+	DeliveryService_SetDestinationFilters_FullMethodName       = "/switchyard.delivery.v1.DeliveryService/SetDestinationFilters"
+	DeliveryService_GetDestinationSubscriptions_FullMethodName = "/switchyard.delivery.v1.DeliveryService/GetDestinationSubscriptions"
+	DeliveryService_SetDestinationSubscriptions_FullMethodName = "/switchyard.delivery.v1.DeliveryService/SetDestinationSubscriptions"
+	DeliveryService_ListDeadLetters_FullMethodName             = "/switchyard.delivery.v1.DeliveryService/ListDeadLetters"
+	DeliveryService_GetDeadLetter_FullMethodName               = "/switchyard.delivery.v1.DeliveryService/GetDeadLetter"
+	DeliveryService_RedriveDeadLetters_FullMethodName          = "/switchyard.delivery.v1.DeliveryService/RedriveDeadLetters"
+	DeliveryService_ReplayEvents_FullMethodName                = "/switchyard.delivery.v1.DeliveryService/ReplayEvents"
+	DeliveryService_GetDeliveryMetrics_FullMethodName          = "/switchyard.delivery.v1.DeliveryService/GetDeliveryMetrics"
+	DeliveryService_ListDeliveryErrors_FullMethodName          = "/switchyard.delivery.v1.DeliveryService/ListDeliveryErrors"
 )
 
 // DeliveryServiceClient is the client API for DeliveryService service.
@@ -32,6 +43,37 @@ type DeliveryServiceClient interface {
 	// GetDeliveryStatus returns the delivery counters of one destination,
 	// read from its durable consumer.
 	GetDeliveryStatus(ctx context.Context, in *GetDeliveryStatusRequest, opts ...grpc.CallOption) (*GetDeliveryStatusResponse, error)
+	// ListDestinationTypes returns the destination types Delivery can send
+	// to, with their settings schema and actions. The console builds its
+	// destination forms from it.
+	ListDestinationTypes(ctx context.Context, in *ListDestinationTypesRequest, opts ...grpc.CallOption) (*ListDestinationTypesResponse, error)
+	// GetDestinationFilters returns a destination's filters.
+	GetDestinationFilters(ctx context.Context, in *GetDestinationFiltersRequest, opts ...grpc.CallOption) (*GetDestinationFiltersResponse, error)
+	// SetDestinationFilters replaces a destination's filters. An invalid FQL
+	// expression is refused (InvalidArgument, reason FQL_INVALID).
+	SetDestinationFilters(ctx context.Context, in *SetDestinationFiltersRequest, opts ...grpc.CallOption) (*SetDestinationFiltersResponse, error)
+	// GetDestinationSubscriptions returns a destination's subscriptions.
+	GetDestinationSubscriptions(ctx context.Context, in *GetDestinationSubscriptionsRequest, opts ...grpc.CallOption) (*GetDestinationSubscriptionsResponse, error)
+	// SetDestinationSubscriptions replaces a destination's subscriptions
+	// (trigger + mapping per action); none means the type's defaults.
+	SetDestinationSubscriptions(ctx context.Context, in *SetDestinationSubscriptionsRequest, opts ...grpc.CallOption) (*SetDestinationSubscriptionsResponse, error)
+	// ListDeadLetters lists a destination's dead letters, oldest first.
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	// GetDeadLetter returns one dead letter with the event, the last request
+	// and the last response.
+	GetDeadLetter(ctx context.Context, in *GetDeadLetterRequest, opts ...grpc.CallOption) (*GetDeadLetterResponse, error)
+	// RedriveDeadLetters re-sends the dead letters matching the filter (all
+	// when empty) to the destination and removes them from the DLQ.
+	RedriveDeadLetters(ctx context.Context, in *RedriveDeadLettersRequest, opts ...grpc.CallOption) (*RedriveDeadLettersResponse, error)
+	// ReplayEvents re-sends the source's archived events of a time range
+	// (and optionally some event types) to this one destination.
+	ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error)
+	// GetDeliveryMetrics returns delivered, not delivered by reason,
+	// retried, filtered and p95 latency for 10m, 1h, 24h and 7d.
+	GetDeliveryMetrics(ctx context.Context, in *GetDeliveryMetricsRequest, opts ...grpc.CallOption) (*GetDeliveryMetricsResponse, error)
+	// ListDeliveryErrors returns the latest failed attempts with request and
+	// response, newest first.
+	ListDeliveryErrors(ctx context.Context, in *ListDeliveryErrorsRequest, opts ...grpc.CallOption) (*ListDeliveryErrorsResponse, error)
 }
 
 type deliveryServiceClient struct {
@@ -52,6 +94,116 @@ func (c *deliveryServiceClient) GetDeliveryStatus(ctx context.Context, in *GetDe
 	return out, nil
 }
 
+func (c *deliveryServiceClient) ListDestinationTypes(ctx context.Context, in *ListDestinationTypesRequest, opts ...grpc.CallOption) (*ListDestinationTypesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDestinationTypesResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_ListDestinationTypes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) GetDestinationFilters(ctx context.Context, in *GetDestinationFiltersRequest, opts ...grpc.CallOption) (*GetDestinationFiltersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDestinationFiltersResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_GetDestinationFilters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) SetDestinationFilters(ctx context.Context, in *SetDestinationFiltersRequest, opts ...grpc.CallOption) (*SetDestinationFiltersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDestinationFiltersResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_SetDestinationFilters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) GetDestinationSubscriptions(ctx context.Context, in *GetDestinationSubscriptionsRequest, opts ...grpc.CallOption) (*GetDestinationSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDestinationSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_GetDestinationSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) SetDestinationSubscriptions(ctx context.Context, in *SetDestinationSubscriptionsRequest, opts ...grpc.CallOption) (*SetDestinationSubscriptionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetDestinationSubscriptionsResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_SetDestinationSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) GetDeadLetter(ctx context.Context, in *GetDeadLetterRequest, opts ...grpc.CallOption) (*GetDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeadLetterResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_GetDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) RedriveDeadLetters(ctx context.Context, in *RedriveDeadLettersRequest, opts ...grpc.CallOption) (*RedriveDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedriveDeadLettersResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_RedriveDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) ReplayEvents(ctx context.Context, in *ReplayEventsRequest, opts ...grpc.CallOption) (*ReplayEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayEventsResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_ReplayEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) GetDeliveryMetrics(ctx context.Context, in *GetDeliveryMetricsRequest, opts ...grpc.CallOption) (*GetDeliveryMetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeliveryMetricsResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_GetDeliveryMetrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryServiceClient) ListDeliveryErrors(ctx context.Context, in *ListDeliveryErrorsRequest, opts ...grpc.CallOption) (*ListDeliveryErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeliveryErrorsResponse)
+	err := c.cc.Invoke(ctx, DeliveryService_ListDeliveryErrors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryServiceServer is the server API for DeliveryService service.
 // All implementations must embed UnimplementedDeliveryServiceServer
 // for forward compatibility.
@@ -62,6 +214,37 @@ type DeliveryServiceServer interface {
 	// GetDeliveryStatus returns the delivery counters of one destination,
 	// read from its durable consumer.
 	GetDeliveryStatus(context.Context, *GetDeliveryStatusRequest) (*GetDeliveryStatusResponse, error)
+	// ListDestinationTypes returns the destination types Delivery can send
+	// to, with their settings schema and actions. The console builds its
+	// destination forms from it.
+	ListDestinationTypes(context.Context, *ListDestinationTypesRequest) (*ListDestinationTypesResponse, error)
+	// GetDestinationFilters returns a destination's filters.
+	GetDestinationFilters(context.Context, *GetDestinationFiltersRequest) (*GetDestinationFiltersResponse, error)
+	// SetDestinationFilters replaces a destination's filters. An invalid FQL
+	// expression is refused (InvalidArgument, reason FQL_INVALID).
+	SetDestinationFilters(context.Context, *SetDestinationFiltersRequest) (*SetDestinationFiltersResponse, error)
+	// GetDestinationSubscriptions returns a destination's subscriptions.
+	GetDestinationSubscriptions(context.Context, *GetDestinationSubscriptionsRequest) (*GetDestinationSubscriptionsResponse, error)
+	// SetDestinationSubscriptions replaces a destination's subscriptions
+	// (trigger + mapping per action); none means the type's defaults.
+	SetDestinationSubscriptions(context.Context, *SetDestinationSubscriptionsRequest) (*SetDestinationSubscriptionsResponse, error)
+	// ListDeadLetters lists a destination's dead letters, oldest first.
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	// GetDeadLetter returns one dead letter with the event, the last request
+	// and the last response.
+	GetDeadLetter(context.Context, *GetDeadLetterRequest) (*GetDeadLetterResponse, error)
+	// RedriveDeadLetters re-sends the dead letters matching the filter (all
+	// when empty) to the destination and removes them from the DLQ.
+	RedriveDeadLetters(context.Context, *RedriveDeadLettersRequest) (*RedriveDeadLettersResponse, error)
+	// ReplayEvents re-sends the source's archived events of a time range
+	// (and optionally some event types) to this one destination.
+	ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error)
+	// GetDeliveryMetrics returns delivered, not delivered by reason,
+	// retried, filtered and p95 latency for 10m, 1h, 24h and 7d.
+	GetDeliveryMetrics(context.Context, *GetDeliveryMetricsRequest) (*GetDeliveryMetricsResponse, error)
+	// ListDeliveryErrors returns the latest failed attempts with request and
+	// response, newest first.
+	ListDeliveryErrors(context.Context, *ListDeliveryErrorsRequest) (*ListDeliveryErrorsResponse, error)
 	mustEmbedUnimplementedDeliveryServiceServer()
 }
 
@@ -74,6 +257,39 @@ type UnimplementedDeliveryServiceServer struct{}
 
 func (UnimplementedDeliveryServiceServer) GetDeliveryStatus(context.Context, *GetDeliveryStatusRequest) (*GetDeliveryStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetDeliveryStatus not implemented")
+}
+func (UnimplementedDeliveryServiceServer) ListDestinationTypes(context.Context, *ListDestinationTypesRequest) (*ListDestinationTypesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDestinationTypes not implemented")
+}
+func (UnimplementedDeliveryServiceServer) GetDestinationFilters(context.Context, *GetDestinationFiltersRequest) (*GetDestinationFiltersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDestinationFilters not implemented")
+}
+func (UnimplementedDeliveryServiceServer) SetDestinationFilters(context.Context, *SetDestinationFiltersRequest) (*SetDestinationFiltersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDestinationFilters not implemented")
+}
+func (UnimplementedDeliveryServiceServer) GetDestinationSubscriptions(context.Context, *GetDestinationSubscriptionsRequest) (*GetDestinationSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDestinationSubscriptions not implemented")
+}
+func (UnimplementedDeliveryServiceServer) SetDestinationSubscriptions(context.Context, *SetDestinationSubscriptionsRequest) (*SetDestinationSubscriptionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetDestinationSubscriptions not implemented")
+}
+func (UnimplementedDeliveryServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedDeliveryServiceServer) GetDeadLetter(context.Context, *GetDeadLetterRequest) (*GetDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeadLetter not implemented")
+}
+func (UnimplementedDeliveryServiceServer) RedriveDeadLetters(context.Context, *RedriveDeadLettersRequest) (*RedriveDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedriveDeadLetters not implemented")
+}
+func (UnimplementedDeliveryServiceServer) ReplayEvents(context.Context, *ReplayEventsRequest) (*ReplayEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayEvents not implemented")
+}
+func (UnimplementedDeliveryServiceServer) GetDeliveryMetrics(context.Context, *GetDeliveryMetricsRequest) (*GetDeliveryMetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeliveryMetrics not implemented")
+}
+func (UnimplementedDeliveryServiceServer) ListDeliveryErrors(context.Context, *ListDeliveryErrorsRequest) (*ListDeliveryErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeliveryErrors not implemented")
 }
 func (UnimplementedDeliveryServiceServer) mustEmbedUnimplementedDeliveryServiceServer() {}
 func (UnimplementedDeliveryServiceServer) testEmbeddedByValue()                         {}
@@ -114,6 +330,204 @@ func _DeliveryService_GetDeliveryStatus_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryService_ListDestinationTypes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDestinationTypesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).ListDestinationTypes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_ListDestinationTypes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).ListDestinationTypes(ctx, req.(*ListDestinationTypesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_GetDestinationFilters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDestinationFiltersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).GetDestinationFilters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_GetDestinationFilters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).GetDestinationFilters(ctx, req.(*GetDestinationFiltersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_SetDestinationFilters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDestinationFiltersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).SetDestinationFilters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_SetDestinationFilters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).SetDestinationFilters(ctx, req.(*SetDestinationFiltersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_GetDestinationSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDestinationSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).GetDestinationSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_GetDestinationSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).GetDestinationSubscriptions(ctx, req.(*GetDestinationSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_SetDestinationSubscriptions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetDestinationSubscriptionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).SetDestinationSubscriptions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_SetDestinationSubscriptions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).SetDestinationSubscriptions(ctx, req.(*SetDestinationSubscriptionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_GetDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).GetDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_GetDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).GetDeadLetter(ctx, req.(*GetDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_RedriveDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedriveDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).RedriveDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_RedriveDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).RedriveDeadLetters(ctx, req.(*RedriveDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_ReplayEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).ReplayEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_ReplayEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).ReplayEvents(ctx, req.(*ReplayEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_GetDeliveryMetrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeliveryMetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).GetDeliveryMetrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_GetDeliveryMetrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).GetDeliveryMetrics(ctx, req.(*GetDeliveryMetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryService_ListDeliveryErrors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeliveryErrorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryServiceServer).ListDeliveryErrors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryService_ListDeliveryErrors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryServiceServer).ListDeliveryErrors(ctx, req.(*ListDeliveryErrorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryService_ServiceDesc is the grpc.ServiceDesc for DeliveryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -124,6 +538,50 @@ var DeliveryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetDeliveryStatus",
 			Handler:    _DeliveryService_GetDeliveryStatus_Handler,
+		},
+		{
+			MethodName: "ListDestinationTypes",
+			Handler:    _DeliveryService_ListDestinationTypes_Handler,
+		},
+		{
+			MethodName: "GetDestinationFilters",
+			Handler:    _DeliveryService_GetDestinationFilters_Handler,
+		},
+		{
+			MethodName: "SetDestinationFilters",
+			Handler:    _DeliveryService_SetDestinationFilters_Handler,
+		},
+		{
+			MethodName: "GetDestinationSubscriptions",
+			Handler:    _DeliveryService_GetDestinationSubscriptions_Handler,
+		},
+		{
+			MethodName: "SetDestinationSubscriptions",
+			Handler:    _DeliveryService_SetDestinationSubscriptions_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _DeliveryService_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "GetDeadLetter",
+			Handler:    _DeliveryService_GetDeadLetter_Handler,
+		},
+		{
+			MethodName: "RedriveDeadLetters",
+			Handler:    _DeliveryService_RedriveDeadLetters_Handler,
+		},
+		{
+			MethodName: "ReplayEvents",
+			Handler:    _DeliveryService_ReplayEvents_Handler,
+		},
+		{
+			MethodName: "GetDeliveryMetrics",
+			Handler:    _DeliveryService_GetDeliveryMetrics_Handler,
+		},
+		{
+			MethodName: "ListDeliveryErrors",
+			Handler:    _DeliveryService_ListDeliveryErrors_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,6 +9,7 @@ package reverseetlv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -34,6 +35,12 @@ const (
 	SyncRunStatus_SYNC_RUN_STATUS_SUCCEEDED SyncRunStatus = 2
 	// SYNC_RUN_STATUS_FAILED stopped with an error.
 	SyncRunStatus_SYNC_RUN_STATUS_FAILED SyncRunStatus = 3
+	// SYNC_RUN_STATUS_PARTIAL_SUCCESS finished, but some records were
+	// rejected (record errors) or failed to load.
+	SyncRunStatus_SYNC_RUN_STATUS_PARTIAL_SUCCESS SyncRunStatus = 4
+	// SYNC_RUN_STATUS_CANCELLED was cancelled before it finished; the state
+	// was not advanced, so the next run extracts the same changes again.
+	SyncRunStatus_SYNC_RUN_STATUS_CANCELLED SyncRunStatus = 5
 )
 
 // Enum value maps for SyncRunStatus.
@@ -43,12 +50,16 @@ var (
 		1: "SYNC_RUN_STATUS_RUNNING",
 		2: "SYNC_RUN_STATUS_SUCCEEDED",
 		3: "SYNC_RUN_STATUS_FAILED",
+		4: "SYNC_RUN_STATUS_PARTIAL_SUCCESS",
+		5: "SYNC_RUN_STATUS_CANCELLED",
 	}
 	SyncRunStatus_value = map[string]int32{
-		"SYNC_RUN_STATUS_UNSPECIFIED": 0,
-		"SYNC_RUN_STATUS_RUNNING":     1,
-		"SYNC_RUN_STATUS_SUCCEEDED":   2,
-		"SYNC_RUN_STATUS_FAILED":      3,
+		"SYNC_RUN_STATUS_UNSPECIFIED":     0,
+		"SYNC_RUN_STATUS_RUNNING":         1,
+		"SYNC_RUN_STATUS_SUCCEEDED":       2,
+		"SYNC_RUN_STATUS_FAILED":          3,
+		"SYNC_RUN_STATUS_PARTIAL_SUCCESS": 4,
+		"SYNC_RUN_STATUS_CANCELLED":       5,
 	}
 )
 
@@ -79,6 +90,181 @@ func (SyncRunStatus) EnumDescriptor() ([]byte, []int) {
 	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{0}
 }
 
+// RecordSelection chooses which extracted changes a sync sends.
+type RecordSelection int32
+
+const (
+	// RECORD_SELECTION_UNSPECIFIED defaults to added or updated.
+	RecordSelection_RECORD_SELECTION_UNSPECIFIED RecordSelection = 0
+	// RECORD_SELECTION_ADDED sends records new since the last run.
+	RecordSelection_RECORD_SELECTION_ADDED RecordSelection = 1
+	// RECORD_SELECTION_UPDATED sends records whose values changed.
+	RecordSelection_RECORD_SELECTION_UPDATED RecordSelection = 2
+	// RECORD_SELECTION_ADDED_OR_UPDATED sends both.
+	RecordSelection_RECORD_SELECTION_ADDED_OR_UPDATED RecordSelection = 3
+	// RECORD_SELECTION_DELETED sends records gone from the model.
+	RecordSelection_RECORD_SELECTION_DELETED RecordSelection = 4
+)
+
+// Enum value maps for RecordSelection.
+var (
+	RecordSelection_name = map[int32]string{
+		0: "RECORD_SELECTION_UNSPECIFIED",
+		1: "RECORD_SELECTION_ADDED",
+		2: "RECORD_SELECTION_UPDATED",
+		3: "RECORD_SELECTION_ADDED_OR_UPDATED",
+		4: "RECORD_SELECTION_DELETED",
+	}
+	RecordSelection_value = map[string]int32{
+		"RECORD_SELECTION_UNSPECIFIED":      0,
+		"RECORD_SELECTION_ADDED":            1,
+		"RECORD_SELECTION_UPDATED":          2,
+		"RECORD_SELECTION_ADDED_OR_UPDATED": 3,
+		"RECORD_SELECTION_DELETED":          4,
+	}
+)
+
+func (x RecordSelection) Enum() *RecordSelection {
+	p := new(RecordSelection)
+	*p = x
+	return p
+}
+
+func (x RecordSelection) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecordSelection) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[1].Descriptor()
+}
+
+func (RecordSelection) Type() protoreflect.EnumType {
+	return &file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[1]
+}
+
+func (x RecordSelection) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecordSelection.Descriptor instead.
+func (RecordSelection) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{1}
+}
+
+// ScheduleStrategy is how a sync's runs are started.
+type ScheduleStrategy int32
+
+const (
+	// SCHEDULE_STRATEGY_UNSPECIFIED defaults to manual.
+	ScheduleStrategy_SCHEDULE_STRATEGY_UNSPECIFIED ScheduleStrategy = 0
+	// SCHEDULE_STRATEGY_MANUAL runs only on "sync now".
+	ScheduleStrategy_SCHEDULE_STRATEGY_MANUAL ScheduleStrategy = 1
+	// SCHEDULE_STRATEGY_INTERVAL runs every interval.
+	ScheduleStrategy_SCHEDULE_STRATEGY_INTERVAL ScheduleStrategy = 2
+	// SCHEDULE_STRATEGY_CRON runs on a 5-field cron expression in a time zone.
+	ScheduleStrategy_SCHEDULE_STRATEGY_CRON ScheduleStrategy = 3
+)
+
+// Enum value maps for ScheduleStrategy.
+var (
+	ScheduleStrategy_name = map[int32]string{
+		0: "SCHEDULE_STRATEGY_UNSPECIFIED",
+		1: "SCHEDULE_STRATEGY_MANUAL",
+		2: "SCHEDULE_STRATEGY_INTERVAL",
+		3: "SCHEDULE_STRATEGY_CRON",
+	}
+	ScheduleStrategy_value = map[string]int32{
+		"SCHEDULE_STRATEGY_UNSPECIFIED": 0,
+		"SCHEDULE_STRATEGY_MANUAL":      1,
+		"SCHEDULE_STRATEGY_INTERVAL":    2,
+		"SCHEDULE_STRATEGY_CRON":        3,
+	}
+)
+
+func (x ScheduleStrategy) Enum() *ScheduleStrategy {
+	p := new(ScheduleStrategy)
+	*p = x
+	return p
+}
+
+func (x ScheduleStrategy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ScheduleStrategy) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[2].Descriptor()
+}
+
+func (ScheduleStrategy) Type() protoreflect.EnumType {
+	return &file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[2]
+}
+
+func (x ScheduleStrategy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ScheduleStrategy.Descriptor instead.
+func (ScheduleStrategy) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{2}
+}
+
+// RecordOperation is the kind of change a record carries.
+type RecordOperation int32
+
+const (
+	// RECORD_OPERATION_UNSPECIFIED is never sent.
+	RecordOperation_RECORD_OPERATION_UNSPECIFIED RecordOperation = 0
+	// RECORD_OPERATION_ADDED is a record new since the last run.
+	RecordOperation_RECORD_OPERATION_ADDED RecordOperation = 1
+	// RECORD_OPERATION_UPDATED is a record whose values changed.
+	RecordOperation_RECORD_OPERATION_UPDATED RecordOperation = 2
+	// RECORD_OPERATION_DELETED is a record gone from the model.
+	RecordOperation_RECORD_OPERATION_DELETED RecordOperation = 3
+)
+
+// Enum value maps for RecordOperation.
+var (
+	RecordOperation_name = map[int32]string{
+		0: "RECORD_OPERATION_UNSPECIFIED",
+		1: "RECORD_OPERATION_ADDED",
+		2: "RECORD_OPERATION_UPDATED",
+		3: "RECORD_OPERATION_DELETED",
+	}
+	RecordOperation_value = map[string]int32{
+		"RECORD_OPERATION_UNSPECIFIED": 0,
+		"RECORD_OPERATION_ADDED":       1,
+		"RECORD_OPERATION_UPDATED":     2,
+		"RECORD_OPERATION_DELETED":     3,
+	}
+)
+
+func (x RecordOperation) Enum() *RecordOperation {
+	p := new(RecordOperation)
+	*p = x
+	return p
+}
+
+func (x RecordOperation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecordOperation) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[3].Descriptor()
+}
+
+func (RecordOperation) Type() protoreflect.EnumType {
+	return &file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes[3]
+}
+
+func (x RecordOperation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecordOperation.Descriptor instead.
+func (RecordOperation) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{3}
+}
+
 // Model is a SQL query over a warehouse whose rows are synced.
 type Model struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -88,10 +274,21 @@ type Model struct {
 	WarehouseId string `protobuf:"bytes,2,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
 	// name is the display name.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	// sql is the model query.
+	// sql is the model query: one SELECT, run inside a subquery.
 	Sql string `protobuf:"bytes,4,opt,name=sql,proto3" json:"sql,omitempty"`
-	// unique_key is the column that identifies a row across runs.
-	UniqueKey     string `protobuf:"bytes,5,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	// unique_key is the column that identifies a row across runs; its
+	// values are compared as text.
+	UniqueKey string `protobuf:"bytes,5,opt,name=unique_key,json=uniqueKey,proto3" json:"unique_key,omitempty"`
+	// workspace_id is the owning workspace. Filled by the server.
+	WorkspaceId string `protobuf:"bytes,6,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// description is free text.
+	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
+	// columns are the query's column names, found when the model was saved.
+	Columns []string `protobuf:"bytes,8,rep,name=columns,proto3" json:"columns,omitempty"`
+	// created_at is when the model was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// updated_at is when the model last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,7 +358,172 @@ func (x *Model) GetUniqueKey() string {
 	return ""
 }
 
-// Sync sends a model's changed rows to a destination on a schedule.
+func (x *Model) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *Model) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Model) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *Model) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Model) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// Schedule says when a sync runs.
+type Schedule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// strategy is manual, interval or cron.
+	Strategy ScheduleStrategy `protobuf:"varint,1,opt,name=strategy,proto3,enum=switchyard.reverseetl.v1.ScheduleStrategy" json:"strategy,omitempty"`
+	// interval is a Go duration such as "15m" or "1h" (INTERVAL; at least 1m).
+	Interval string `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// cron is a 5-field cron expression (CRON), e.g. "0 6 * * 1-5".
+	Cron string `protobuf:"bytes,3,opt,name=cron,proto3" json:"cron,omitempty"`
+	// time_zone is the IANA time zone the cron expression is read in
+	// (default UTC).
+	TimeZone      string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Schedule) Reset() {
+	*x = Schedule{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Schedule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Schedule) ProtoMessage() {}
+
+func (x *Schedule) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Schedule.ProtoReflect.Descriptor instead.
+func (*Schedule) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Schedule) GetStrategy() ScheduleStrategy {
+	if x != nil {
+		return x.Strategy
+	}
+	return ScheduleStrategy_SCHEDULE_STRATEGY_UNSPECIFIED
+}
+
+func (x *Schedule) GetInterval() string {
+	if x != nil {
+		return x.Interval
+	}
+	return ""
+}
+
+func (x *Schedule) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *Schedule) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+// FieldMapping maps one model column to one destination field.
+type FieldMapping struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from is the model column.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// to is the destination field name.
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldMapping) Reset() {
+	*x = FieldMapping{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldMapping) ProtoMessage() {}
+
+func (x *FieldMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldMapping.ProtoReflect.Descriptor instead.
+func (*FieldMapping) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FieldMapping) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *FieldMapping) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// Sync sends a model's changed rows to a destination on a schedule (a
+// Segment "mapping").
 type Sync struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the sync id.
@@ -170,17 +532,42 @@ type Sync struct {
 	ModelId string `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	// destination_id is the destination.
 	DestinationId string `protobuf:"bytes,3,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
-	// schedule is a cron expression or "@every <duration>".
+	// schedule is the legacy one-string schedule: a 5-field cron expression
+	// (optionally prefixed "CRON_TZ=<zone> "), "@every <duration>", or empty
+	// for manual. schedule_definition wins when both are set; the server
+	// fills both on read.
 	Schedule string `protobuf:"bytes,4,opt,name=schedule,proto3" json:"schedule,omitempty"`
-	// mapping maps destination fields to model columns.
-	Mapping       map[string]string `protobuf:"bytes,5,rep,name=mapping,proto3" json:"mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// mapping maps destination fields (keys) to model columns (values).
+	// Empty means every model column under its own name.
+	Mapping map[string]string `protobuf:"bytes,5,rep,name=mapping,proto3" json:"mapping,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// workspace_id is the owning workspace. Filled by the server.
+	WorkspaceId string `protobuf:"bytes,6,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// name is the display name.
+	Name string `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	// enabled is false when scheduled runs are paused ("sync now" still works).
+	Enabled bool `protobuf:"varint,8,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// record_selection chooses which changes are sent.
+	RecordSelection RecordSelection `protobuf:"varint,9,opt,name=record_selection,json=recordSelection,proto3,enum=switchyard.reverseetl.v1.RecordSelection" json:"record_selection,omitempty"`
+	// schedule_definition is the structured schedule.
+	ScheduleDefinition *Schedule `protobuf:"bytes,10,opt,name=schedule_definition,json=scheduleDefinition,proto3" json:"schedule_definition,omitempty"`
+	// action is the destination action the records are sent through (e.g.
+	// "send" for a webhook; Delivery interprets it).
+	Action string `protobuf:"bytes,11,opt,name=action,proto3" json:"action,omitempty"`
+	// created_at is when the sync was created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// updated_at is when the sync last changed.
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// next_run_at is the next scheduled run (unset for manual or disabled).
+	NextRunAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=next_run_at,json=nextRunAt,proto3" json:"next_run_at,omitempty"`
+	// last_run_id is the latest run.
+	LastRunId     string `protobuf:"bytes,15,opt,name=last_run_id,json=lastRunId,proto3" json:"last_run_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sync) Reset() {
 	*x = Sync{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[1]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -192,7 +579,7 @@ func (x *Sync) String() string {
 func (*Sync) ProtoMessage() {}
 
 func (x *Sync) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[1]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -205,7 +592,7 @@ func (x *Sync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sync.ProtoReflect.Descriptor instead.
 func (*Sync) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Sync) GetId() string {
@@ -243,6 +630,159 @@ func (x *Sync) GetMapping() map[string]string {
 	return nil
 }
 
+func (x *Sync) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *Sync) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Sync) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Sync) GetRecordSelection() RecordSelection {
+	if x != nil {
+		return x.RecordSelection
+	}
+	return RecordSelection_RECORD_SELECTION_UNSPECIFIED
+}
+
+func (x *Sync) GetScheduleDefinition() *Schedule {
+	if x != nil {
+		return x.ScheduleDefinition
+	}
+	return nil
+}
+
+func (x *Sync) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Sync) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Sync) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Sync) GetNextRunAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextRunAt
+	}
+	return nil
+}
+
+func (x *Sync) GetLastRunId() string {
+	if x != nil {
+		return x.LastRunId
+	}
+	return ""
+}
+
+// SyncRunError is one kind of failure in a run, with samples.
+type SyncRunError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is a stable code: ErrRecordDuplicate, ErrRecordNullUniqueID,
+	// ErrDeliveryFailed, ErrRecordTooLarge, ErrRetriesExhausted, ErrExtract.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// message describes the failure.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// count is how many records had this error.
+	Count int64 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// record_ids are up to 10 sample record ids.
+	RecordIds []string `protobuf:"bytes,4,rep,name=record_ids,json=recordIds,proto3" json:"record_ids,omitempty"`
+	// sample is one sample payload or row, when there is one.
+	Sample        *structpb.Struct `protobuf:"bytes,5,opt,name=sample,proto3" json:"sample,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncRunError) Reset() {
+	*x = SyncRunError{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncRunError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncRunError) ProtoMessage() {}
+
+func (x *SyncRunError) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncRunError.ProtoReflect.Descriptor instead.
+func (*SyncRunError) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SyncRunError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SyncRunError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *SyncRunError) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *SyncRunError) GetRecordIds() []string {
+	if x != nil {
+		return x.RecordIds
+	}
+	return nil
+}
+
+func (x *SyncRunError) GetSample() *structpb.Struct {
+	if x != nil {
+		return x.Sample
+	}
+	return nil
+}
+
 // SyncRun is one execution of a sync.
 type SyncRun struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -263,14 +803,36 @@ type SyncRun struct {
 	// finished_at is when the run finished.
 	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// error describes a failure.
-	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// workspace_id is the owning workspace.
+	WorkspaceId string `protobuf:"bytes,10,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// model_id is the model the run extracted.
+	ModelId string `protobuf:"bytes,11,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// destination_id is the destination the records went to.
+	DestinationId string `protobuf:"bytes,12,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// extract_count is how many model rows the run read.
+	ExtractCount int64 `protobuf:"varint,13,opt,name=extract_count,json=extractCount,proto3" json:"extract_count,omitempty"`
+	// retried counts records re-sent because they failed on an earlier run.
+	Retried int64 `protobuf:"varint,14,opt,name=retried,proto3" json:"retried,omitempty"`
+	// record_errors counts rows excluded as invalid (duplicate or null id).
+	RecordErrors int64 `protobuf:"varint,15,opt,name=record_errors,json=recordErrors,proto3" json:"record_errors,omitempty"`
+	// published counts records handed to Delivery on the RETL stream.
+	Published int64 `protobuf:"varint,16,opt,name=published,proto3" json:"published,omitempty"`
+	// delivered counts records Delivery reported as accepted.
+	Delivered int64 `protobuf:"varint,17,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// failed counts records Delivery reported as failed (or too large).
+	Failed int64 `protobuf:"varint,18,opt,name=failed,proto3" json:"failed,omitempty"`
+	// errors are the failure kinds with samples.
+	Errors []*SyncRunError `protobuf:"bytes,19,rep,name=errors,proto3" json:"errors,omitempty"`
+	// trigger is "manual", "schedule" or "retry".
+	Trigger       string `protobuf:"bytes,20,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncRun) Reset() {
 	*x = SyncRun{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[2]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +844,7 @@ func (x *SyncRun) String() string {
 func (*SyncRun) ProtoMessage() {}
 
 func (x *SyncRun) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[2]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +857,7 @@ func (x *SyncRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRun.ProtoReflect.Descriptor instead.
 func (*SyncRun) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{2}
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SyncRun) GetId() string {
@@ -361,27 +923,397 @@ func (x *SyncRun) GetError() string {
 	return ""
 }
 
+func (x *SyncRun) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *SyncRun) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *SyncRun) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *SyncRun) GetExtractCount() int64 {
+	if x != nil {
+		return x.ExtractCount
+	}
+	return 0
+}
+
+func (x *SyncRun) GetRetried() int64 {
+	if x != nil {
+		return x.Retried
+	}
+	return 0
+}
+
+func (x *SyncRun) GetRecordErrors() int64 {
+	if x != nil {
+		return x.RecordErrors
+	}
+	return 0
+}
+
+func (x *SyncRun) GetPublished() int64 {
+	if x != nil {
+		return x.Published
+	}
+	return 0
+}
+
+func (x *SyncRun) GetDelivered() int64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *SyncRun) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *SyncRun) GetErrors() []*SyncRunError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *SyncRun) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+// Record is the message Reverse ETL publishes on the RETL stream for one
+// changed record (JSON, protojson encoding).
+type Record struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// workspace_id is the workspace.
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// destination_id is the destination that must receive the record.
+	DestinationId string `protobuf:"bytes,2,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// sync_id is the sync.
+	SyncId string `protobuf:"bytes,3,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	// run_id is the run that extracted it.
+	RunId string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// model_id is the model.
+	ModelId string `protobuf:"bytes,5,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// record_id is the unique identifier value, as text.
+	RecordId string `protobuf:"bytes,6,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// operation is added, updated or deleted.
+	Operation RecordOperation `protobuf:"varint,7,opt,name=operation,proto3,enum=switchyard.reverseetl.v1.RecordOperation" json:"operation,omitempty"`
+	// fields are the mapped fields (destination field → value); for a
+	// deleted record every mapped field is null.
+	Fields *structpb.Struct `protobuf:"bytes,8,opt,name=fields,proto3" json:"fields,omitempty"`
+	// action is the sync's destination action.
+	Action string `protobuf:"bytes,9,opt,name=action,proto3" json:"action,omitempty"`
+	// extracted_at is when the run read the record.
+	ExtractedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=extracted_at,json=extractedAt,proto3" json:"extracted_at,omitempty"`
+	// attempt is 1 on the first send, n on the n-th run that sends it.
+	Attempt       int32 `protobuf:"varint,11,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Record) Reset() {
+	*x = Record{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Record) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Record) ProtoMessage() {}
+
+func (x *Record) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Record.ProtoReflect.Descriptor instead.
+func (*Record) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Record) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *Record) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *Record) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+func (x *Record) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Record) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *Record) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *Record) GetOperation() RecordOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return RecordOperation_RECORD_OPERATION_UNSPECIFIED
+}
+
+func (x *Record) GetFields() *structpb.Struct {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+func (x *Record) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Record) GetExtractedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExtractedAt
+	}
+	return nil
+}
+
+func (x *Record) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+// RecordResult is what Delivery publishes back for each Record it finished
+// with (delivered, or failed after its retries).
+type RecordResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// workspace_id is the workspace.
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// sync_id is the sync.
+	SyncId string `protobuf:"bytes,2,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	// run_id is the run of the Record.
+	RunId string `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// record_id is the record.
+	RecordId string `protobuf:"bytes,4,opt,name=record_id,json=recordId,proto3" json:"record_id,omitempty"`
+	// operation is the Record's operation.
+	Operation RecordOperation `protobuf:"varint,5,opt,name=operation,proto3,enum=switchyard.reverseetl.v1.RecordOperation" json:"operation,omitempty"`
+	// delivered is true when the destination accepted the record.
+	Delivered bool `protobuf:"varint,6,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// error says why it failed (status code, response excerpt).
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// destination_id is the destination.
+	DestinationId string `protobuf:"bytes,8,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
+	// attempt is the Record's attempt.
+	Attempt       int32 `protobuf:"varint,9,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordResult) Reset() {
+	*x = RecordResult{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordResult) ProtoMessage() {}
+
+func (x *RecordResult) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordResult.ProtoReflect.Descriptor instead.
+func (*RecordResult) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecordResult) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *RecordResult) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+func (x *RecordResult) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RecordResult) GetRecordId() string {
+	if x != nil {
+		return x.RecordId
+	}
+	return ""
+}
+
+func (x *RecordResult) GetOperation() RecordOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return RecordOperation_RECORD_OPERATION_UNSPECIFIED
+}
+
+func (x *RecordResult) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
+func (x *RecordResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RecordResult) GetDestinationId() string {
+	if x != nil {
+		return x.DestinationId
+	}
+	return ""
+}
+
+func (x *RecordResult) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
 var File_switchyard_reverseetl_v1_reverseetl_proto protoreflect.FileDescriptor
 
 const file_switchyard_reverseetl_v1_reverseetl_proto_rawDesc = "" +
 	"\n" +
-	")switchyard/reverseetl/v1/reverseetl.proto\x12\x18switchyard.reverseetl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	")switchyard/reverseetl/v1/reverseetl.proto\x12\x18switchyard.reverseetl.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fwarehouse_id\x18\x02 \x01(\tR\vwarehouseId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
 	"\x03sql\x18\x04 \x01(\tR\x03sql\x12\x1d\n" +
 	"\n" +
-	"unique_key\x18\x05 \x01(\tR\tuniqueKey\"\xf7\x01\n" +
+	"unique_key\x18\x05 \x01(\tR\tuniqueKey\x12!\n" +
+	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\x12 \n" +
+	"\vdescription\x18\a \x01(\tR\vdescription\x12\x18\n" +
+	"\acolumns\x18\b \x03(\tR\acolumns\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x9f\x01\n" +
+	"\bSchedule\x12F\n" +
+	"\bstrategy\x18\x01 \x01(\x0e2*.switchyard.reverseetl.v1.ScheduleStrategyR\bstrategy\x12\x1a\n" +
+	"\binterval\x18\x02 \x01(\tR\binterval\x12\x12\n" +
+	"\x04cron\x18\x03 \x01(\tR\x04cron\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\"2\n" +
+	"\fFieldMapping\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\xdd\x05\n" +
 	"\x04Sync\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bmodel_id\x18\x02 \x01(\tR\amodelId\x12%\n" +
 	"\x0edestination_id\x18\x03 \x01(\tR\rdestinationId\x12\x1a\n" +
 	"\bschedule\x18\x04 \x01(\tR\bschedule\x12E\n" +
-	"\amapping\x18\x05 \x03(\v2+.switchyard.reverseetl.v1.Sync.MappingEntryR\amapping\x1a:\n" +
+	"\amapping\x18\x05 \x03(\v2+.switchyard.reverseetl.v1.Sync.MappingEntryR\amapping\x12!\n" +
+	"\fworkspace_id\x18\x06 \x01(\tR\vworkspaceId\x12\x12\n" +
+	"\x04name\x18\a \x01(\tR\x04name\x12\x18\n" +
+	"\aenabled\x18\b \x01(\bR\aenabled\x12T\n" +
+	"\x10record_selection\x18\t \x01(\x0e2).switchyard.reverseetl.v1.RecordSelectionR\x0frecordSelection\x12S\n" +
+	"\x13schedule_definition\x18\n" +
+	" \x01(\v2\".switchyard.reverseetl.v1.ScheduleR\x12scheduleDefinition\x12\x16\n" +
+	"\x06action\x18\v \x01(\tR\x06action\x129\n" +
+	"\n" +
+	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12:\n" +
+	"\vnext_run_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tnextRunAt\x12\x1e\n" +
+	"\vlast_run_id\x18\x0f \x01(\tR\tlastRunId\x1a:\n" +
 	"\fMappingEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcb\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa2\x01\n" +
+	"\fSyncRunError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\x12\x1d\n" +
+	"\n" +
+	"record_ids\x18\x04 \x03(\tR\trecordIds\x12/\n" +
+	"\x06sample\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x06sample\"\xc2\x05\n" +
 	"\aSyncRun\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\async_id\x18\x02 \x01(\tR\x06syncId\x12?\n" +
@@ -393,12 +1325,65 @@ const file_switchyard_reverseetl_v1_reverseetl_proto_rawDesc = "" +
 	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error*\x88\x01\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12!\n" +
+	"\fworkspace_id\x18\n" +
+	" \x01(\tR\vworkspaceId\x12\x19\n" +
+	"\bmodel_id\x18\v \x01(\tR\amodelId\x12%\n" +
+	"\x0edestination_id\x18\f \x01(\tR\rdestinationId\x12#\n" +
+	"\rextract_count\x18\r \x01(\x03R\fextractCount\x12\x18\n" +
+	"\aretried\x18\x0e \x01(\x03R\aretried\x12#\n" +
+	"\rrecord_errors\x18\x0f \x01(\x03R\frecordErrors\x12\x1c\n" +
+	"\tpublished\x18\x10 \x01(\x03R\tpublished\x12\x1c\n" +
+	"\tdelivered\x18\x11 \x01(\x03R\tdelivered\x12\x16\n" +
+	"\x06failed\x18\x12 \x01(\x03R\x06failed\x12>\n" +
+	"\x06errors\x18\x13 \x03(\v2&.switchyard.reverseetl.v1.SyncRunErrorR\x06errors\x12\x18\n" +
+	"\atrigger\x18\x14 \x01(\tR\atrigger\"\xa5\x03\n" +
+	"\x06Record\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12%\n" +
+	"\x0edestination_id\x18\x02 \x01(\tR\rdestinationId\x12\x17\n" +
+	"\async_id\x18\x03 \x01(\tR\x06syncId\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\x12\x19\n" +
+	"\bmodel_id\x18\x05 \x01(\tR\amodelId\x12\x1b\n" +
+	"\trecord_id\x18\x06 \x01(\tR\brecordId\x12G\n" +
+	"\toperation\x18\a \x01(\x0e2).switchyard.reverseetl.v1.RecordOperationR\toperation\x12/\n" +
+	"\x06fields\x18\b \x01(\v2\x17.google.protobuf.StructR\x06fields\x12\x16\n" +
+	"\x06action\x18\t \x01(\tR\x06action\x12=\n" +
+	"\fextracted_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vextractedAt\x12\x18\n" +
+	"\aattempt\x18\v \x01(\x05R\aattempt\"\xbc\x02\n" +
+	"\fRecordResult\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x17\n" +
+	"\async_id\x18\x02 \x01(\tR\x06syncId\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12\x1b\n" +
+	"\trecord_id\x18\x04 \x01(\tR\brecordId\x12G\n" +
+	"\toperation\x18\x05 \x01(\x0e2).switchyard.reverseetl.v1.RecordOperationR\toperation\x12\x1c\n" +
+	"\tdelivered\x18\x06 \x01(\bR\tdelivered\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12%\n" +
+	"\x0edestination_id\x18\b \x01(\tR\rdestinationId\x12\x18\n" +
+	"\aattempt\x18\t \x01(\x05R\aattempt*\xcc\x01\n" +
 	"\rSyncRunStatus\x12\x1f\n" +
 	"\x1bSYNC_RUN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17SYNC_RUN_STATUS_RUNNING\x10\x01\x12\x1d\n" +
 	"\x19SYNC_RUN_STATUS_SUCCEEDED\x10\x02\x12\x1a\n" +
-	"\x16SYNC_RUN_STATUS_FAILED\x10\x03B\x82\x02\n" +
+	"\x16SYNC_RUN_STATUS_FAILED\x10\x03\x12#\n" +
+	"\x1fSYNC_RUN_STATUS_PARTIAL_SUCCESS\x10\x04\x12\x1d\n" +
+	"\x19SYNC_RUN_STATUS_CANCELLED\x10\x05*\xb2\x01\n" +
+	"\x0fRecordSelection\x12 \n" +
+	"\x1cRECORD_SELECTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RECORD_SELECTION_ADDED\x10\x01\x12\x1c\n" +
+	"\x18RECORD_SELECTION_UPDATED\x10\x02\x12%\n" +
+	"!RECORD_SELECTION_ADDED_OR_UPDATED\x10\x03\x12\x1c\n" +
+	"\x18RECORD_SELECTION_DELETED\x10\x04*\x8f\x01\n" +
+	"\x10ScheduleStrategy\x12!\n" +
+	"\x1dSCHEDULE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SCHEDULE_STRATEGY_MANUAL\x10\x01\x12\x1e\n" +
+	"\x1aSCHEDULE_STRATEGY_INTERVAL\x10\x02\x12\x1a\n" +
+	"\x16SCHEDULE_STRATEGY_CRON\x10\x03*\x8b\x01\n" +
+	"\x0fRecordOperation\x12 \n" +
+	"\x1cRECORD_OPERATION_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RECORD_OPERATION_ADDED\x10\x01\x12\x1c\n" +
+	"\x18RECORD_OPERATION_UPDATED\x10\x02\x12\x1c\n" +
+	"\x18RECORD_OPERATION_DELETED\x10\x03B\x82\x02\n" +
 	"\x1ccom.switchyard.reverseetl.v1B\x0fReverseetlProtoP\x01ZOgithub.com/switchyardhq/switchyard/gen/go/switchyard/reverseetl/v1;reverseetlv1\xa2\x02\x03SRX\xaa\x02\x18Switchyard.Reverseetl.V1\xca\x02\x18Switchyard\\Reverseetl\\V1\xe2\x02$Switchyard\\Reverseetl\\V1\\GPBMetadata\xea\x02\x1aSwitchyard::Reverseetl::V1b\x06proto3"
 
 var (
@@ -413,26 +1398,49 @@ func file_switchyard_reverseetl_v1_reverseetl_proto_rawDescGZIP() []byte {
 	return file_switchyard_reverseetl_v1_reverseetl_proto_rawDescData
 }
 
-var file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_switchyard_reverseetl_v1_reverseetl_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_switchyard_reverseetl_v1_reverseetl_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_switchyard_reverseetl_v1_reverseetl_proto_goTypes = []any{
 	(SyncRunStatus)(0),            // 0: switchyard.reverseetl.v1.SyncRunStatus
-	(*Model)(nil),                 // 1: switchyard.reverseetl.v1.Model
-	(*Sync)(nil),                  // 2: switchyard.reverseetl.v1.Sync
-	(*SyncRun)(nil),               // 3: switchyard.reverseetl.v1.SyncRun
-	nil,                           // 4: switchyard.reverseetl.v1.Sync.MappingEntry
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(RecordSelection)(0),          // 1: switchyard.reverseetl.v1.RecordSelection
+	(ScheduleStrategy)(0),         // 2: switchyard.reverseetl.v1.ScheduleStrategy
+	(RecordOperation)(0),          // 3: switchyard.reverseetl.v1.RecordOperation
+	(*Model)(nil),                 // 4: switchyard.reverseetl.v1.Model
+	(*Schedule)(nil),              // 5: switchyard.reverseetl.v1.Schedule
+	(*FieldMapping)(nil),          // 6: switchyard.reverseetl.v1.FieldMapping
+	(*Sync)(nil),                  // 7: switchyard.reverseetl.v1.Sync
+	(*SyncRunError)(nil),          // 8: switchyard.reverseetl.v1.SyncRunError
+	(*SyncRun)(nil),               // 9: switchyard.reverseetl.v1.SyncRun
+	(*Record)(nil),                // 10: switchyard.reverseetl.v1.Record
+	(*RecordResult)(nil),          // 11: switchyard.reverseetl.v1.RecordResult
+	nil,                           // 12: switchyard.reverseetl.v1.Sync.MappingEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 14: google.protobuf.Struct
 }
 var file_switchyard_reverseetl_v1_reverseetl_proto_depIdxs = []int32{
-	4, // 0: switchyard.reverseetl.v1.Sync.mapping:type_name -> switchyard.reverseetl.v1.Sync.MappingEntry
-	0, // 1: switchyard.reverseetl.v1.SyncRun.status:type_name -> switchyard.reverseetl.v1.SyncRunStatus
-	5, // 2: switchyard.reverseetl.v1.SyncRun.started_at:type_name -> google.protobuf.Timestamp
-	5, // 3: switchyard.reverseetl.v1.SyncRun.finished_at:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	13, // 0: switchyard.reverseetl.v1.Model.created_at:type_name -> google.protobuf.Timestamp
+	13, // 1: switchyard.reverseetl.v1.Model.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 2: switchyard.reverseetl.v1.Schedule.strategy:type_name -> switchyard.reverseetl.v1.ScheduleStrategy
+	12, // 3: switchyard.reverseetl.v1.Sync.mapping:type_name -> switchyard.reverseetl.v1.Sync.MappingEntry
+	1,  // 4: switchyard.reverseetl.v1.Sync.record_selection:type_name -> switchyard.reverseetl.v1.RecordSelection
+	5,  // 5: switchyard.reverseetl.v1.Sync.schedule_definition:type_name -> switchyard.reverseetl.v1.Schedule
+	13, // 6: switchyard.reverseetl.v1.Sync.created_at:type_name -> google.protobuf.Timestamp
+	13, // 7: switchyard.reverseetl.v1.Sync.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 8: switchyard.reverseetl.v1.Sync.next_run_at:type_name -> google.protobuf.Timestamp
+	14, // 9: switchyard.reverseetl.v1.SyncRunError.sample:type_name -> google.protobuf.Struct
+	0,  // 10: switchyard.reverseetl.v1.SyncRun.status:type_name -> switchyard.reverseetl.v1.SyncRunStatus
+	13, // 11: switchyard.reverseetl.v1.SyncRun.started_at:type_name -> google.protobuf.Timestamp
+	13, // 12: switchyard.reverseetl.v1.SyncRun.finished_at:type_name -> google.protobuf.Timestamp
+	8,  // 13: switchyard.reverseetl.v1.SyncRun.errors:type_name -> switchyard.reverseetl.v1.SyncRunError
+	3,  // 14: switchyard.reverseetl.v1.Record.operation:type_name -> switchyard.reverseetl.v1.RecordOperation
+	14, // 15: switchyard.reverseetl.v1.Record.fields:type_name -> google.protobuf.Struct
+	13, // 16: switchyard.reverseetl.v1.Record.extracted_at:type_name -> google.protobuf.Timestamp
+	3,  // 17: switchyard.reverseetl.v1.RecordResult.operation:type_name -> switchyard.reverseetl.v1.RecordOperation
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_reverseetl_v1_reverseetl_proto_init() }
@@ -445,8 +1453,8 @@ func file_switchyard_reverseetl_v1_reverseetl_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_reverseetl_v1_reverseetl_proto_rawDesc), len(file_switchyard_reverseetl_v1_reverseetl_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   4,
+			NumEnums:      4,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

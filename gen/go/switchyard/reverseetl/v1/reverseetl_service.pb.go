@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -197,6 +198,208 @@ func (x *ListModelsResponse) GetModels() []*Model {
 	return nil
 }
 
+// GetModelRequest names a model.
+type GetModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_id is the model.
+	ModelId       string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelRequest) Reset() {
+	*x = GetModelRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelRequest) ProtoMessage() {}
+
+func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
+func (*GetModelRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetModelRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+// GetModelResponse holds the model.
+type GetModelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model is the model.
+	Model         *Model `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelResponse) Reset() {
+	*x = GetModelResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelResponse) ProtoMessage() {}
+
+func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
+func (*GetModelResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetModelResponse) GetModel() *Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+// PreviewModelRequest names a saved model or gives an unsaved one.
+type PreviewModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_id is a saved model; when empty, model is used.
+	ModelId string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// model is an unsaved model (warehouse_id, sql, unique_key).
+	Model         *Model `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewModelRequest) Reset() {
+	*x = PreviewModelRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewModelRequest) ProtoMessage() {}
+
+func (x *PreviewModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewModelRequest.ProtoReflect.Descriptor instead.
+func (*PreviewModelRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PreviewModelRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *PreviewModelRequest) GetModel() *Model {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+// PreviewModelResponse holds the first rows.
+type PreviewModelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// columns are the query's column names, in order.
+	Columns []string `protobuf:"bytes,1,rep,name=columns,proto3" json:"columns,omitempty"`
+	// rows are at most 10 rows, keyed by column.
+	Rows          []*structpb.Struct `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PreviewModelResponse) Reset() {
+	*x = PreviewModelResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PreviewModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PreviewModelResponse) ProtoMessage() {}
+
+func (x *PreviewModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PreviewModelResponse.ProtoReflect.Descriptor instead.
+func (*PreviewModelResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PreviewModelResponse) GetColumns() []string {
+	if x != nil {
+		return x.Columns
+	}
+	return nil
+}
+
+func (x *PreviewModelResponse) GetRows() []*structpb.Struct {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
 // CreateSyncRequest describes a sync.
 type CreateSyncRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -208,7 +411,7 @@ type CreateSyncRequest struct {
 
 func (x *CreateSyncRequest) Reset() {
 	*x = CreateSyncRequest{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[4]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +423,7 @@ func (x *CreateSyncRequest) String() string {
 func (*CreateSyncRequest) ProtoMessage() {}
 
 func (x *CreateSyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[4]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +436,7 @@ func (x *CreateSyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSyncRequest.ProtoReflect.Descriptor instead.
 func (*CreateSyncRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{4}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateSyncRequest) GetSync() *Sync {
@@ -254,7 +457,7 @@ type CreateSyncResponse struct {
 
 func (x *CreateSyncResponse) Reset() {
 	*x = CreateSyncResponse{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[5]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +469,7 @@ func (x *CreateSyncResponse) String() string {
 func (*CreateSyncResponse) ProtoMessage() {}
 
 func (x *CreateSyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[5]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +482,7 @@ func (x *CreateSyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSyncResponse.ProtoReflect.Descriptor instead.
 func (*CreateSyncResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{5}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateSyncResponse) GetSync() *Sync {
@@ -287,6 +490,457 @@ func (x *CreateSyncResponse) GetSync() *Sync {
 		return x.Sync
 	}
 	return nil
+}
+
+// ListSyncsRequest asks for the syncs.
+type ListSyncsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_id, when set, keeps the syncs of one model.
+	ModelId       string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncsRequest) Reset() {
+	*x = ListSyncsRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncsRequest) ProtoMessage() {}
+
+func (x *ListSyncsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncsRequest.ProtoReflect.Descriptor instead.
+func (*ListSyncsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListSyncsRequest) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+// ListSyncsResponse holds the syncs.
+type ListSyncsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// syncs are the syncs.
+	Syncs []*Sync `protobuf:"bytes,1,rep,name=syncs,proto3" json:"syncs,omitempty"`
+	// latest_runs are the latest run of each sync that ran, by sync id.
+	LatestRuns    map[string]*SyncRun `protobuf:"bytes,2,rep,name=latest_runs,json=latestRuns,proto3" json:"latest_runs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncsResponse) Reset() {
+	*x = ListSyncsResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncsResponse) ProtoMessage() {}
+
+func (x *ListSyncsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncsResponse.ProtoReflect.Descriptor instead.
+func (*ListSyncsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListSyncsResponse) GetSyncs() []*Sync {
+	if x != nil {
+		return x.Syncs
+	}
+	return nil
+}
+
+func (x *ListSyncsResponse) GetLatestRuns() map[string]*SyncRun {
+	if x != nil {
+		return x.LatestRuns
+	}
+	return nil
+}
+
+// GetSyncRequest names a sync.
+type GetSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync_id is the sync.
+	SyncId        string `protobuf:"bytes,1,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSyncRequest) Reset() {
+	*x = GetSyncRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSyncRequest) ProtoMessage() {}
+
+func (x *GetSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSyncRequest.ProtoReflect.Descriptor instead.
+func (*GetSyncRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetSyncRequest) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+// GetSyncResponse holds the sync.
+type GetSyncResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync is the sync.
+	Sync          *Sync `protobuf:"bytes,1,opt,name=sync,proto3" json:"sync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSyncResponse) Reset() {
+	*x = GetSyncResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSyncResponse) ProtoMessage() {}
+
+func (x *GetSyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSyncResponse.ProtoReflect.Descriptor instead.
+func (*GetSyncResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetSyncResponse) GetSync() *Sync {
+	if x != nil {
+		return x.Sync
+	}
+	return nil
+}
+
+// UpdateSyncRequest holds the new sync.
+type UpdateSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync is the sync, id set.
+	Sync          *Sync `protobuf:"bytes,1,opt,name=sync,proto3" json:"sync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSyncRequest) Reset() {
+	*x = UpdateSyncRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSyncRequest) ProtoMessage() {}
+
+func (x *UpdateSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSyncRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSyncRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *UpdateSyncRequest) GetSync() *Sync {
+	if x != nil {
+		return x.Sync
+	}
+	return nil
+}
+
+// UpdateSyncResponse holds the updated sync.
+type UpdateSyncResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync is the updated sync.
+	Sync          *Sync `protobuf:"bytes,1,opt,name=sync,proto3" json:"sync,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSyncResponse) Reset() {
+	*x = UpdateSyncResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSyncResponse) ProtoMessage() {}
+
+func (x *UpdateSyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSyncResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSyncResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpdateSyncResponse) GetSync() *Sync {
+	if x != nil {
+		return x.Sync
+	}
+	return nil
+}
+
+// DeleteSyncRequest names a sync.
+type DeleteSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync_id is the sync.
+	SyncId        string `protobuf:"bytes,1,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSyncRequest) Reset() {
+	*x = DeleteSyncRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSyncRequest) ProtoMessage() {}
+
+func (x *DeleteSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSyncRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSyncRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteSyncRequest) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+// DeleteSyncResponse is empty.
+type DeleteSyncResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSyncResponse) Reset() {
+	*x = DeleteSyncResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSyncResponse) ProtoMessage() {}
+
+func (x *DeleteSyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSyncResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSyncResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{17}
+}
+
+// ResetSyncRequest names a sync.
+type ResetSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync_id is the sync.
+	SyncId        string `protobuf:"bytes,1,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSyncRequest) Reset() {
+	*x = ResetSyncRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSyncRequest) ProtoMessage() {}
+
+func (x *ResetSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSyncRequest.ProtoReflect.Descriptor instead.
+func (*ResetSyncRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ResetSyncRequest) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+// ResetSyncResponse is empty.
+type ResetSyncResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSyncResponse) Reset() {
+	*x = ResetSyncResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSyncResponse) ProtoMessage() {}
+
+func (x *ResetSyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSyncResponse.ProtoReflect.Descriptor instead.
+func (*ResetSyncResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{19}
 }
 
 // TriggerSyncRunRequest names the sync to run.
@@ -300,7 +954,7 @@ type TriggerSyncRunRequest struct {
 
 func (x *TriggerSyncRunRequest) Reset() {
 	*x = TriggerSyncRunRequest{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[6]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +966,7 @@ func (x *TriggerSyncRunRequest) String() string {
 func (*TriggerSyncRunRequest) ProtoMessage() {}
 
 func (x *TriggerSyncRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[6]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +979,7 @@ func (x *TriggerSyncRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSyncRunRequest.ProtoReflect.Descriptor instead.
 func (*TriggerSyncRunRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{6}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TriggerSyncRunRequest) GetSyncId() string {
@@ -346,7 +1000,7 @@ type TriggerSyncRunResponse struct {
 
 func (x *TriggerSyncRunResponse) Reset() {
 	*x = TriggerSyncRunResponse{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[7]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +1012,7 @@ func (x *TriggerSyncRunResponse) String() string {
 func (*TriggerSyncRunResponse) ProtoMessage() {}
 
 func (x *TriggerSyncRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[7]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +1025,7 @@ func (x *TriggerSyncRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerSyncRunResponse.ProtoReflect.Descriptor instead.
 func (*TriggerSyncRunResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{7}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TriggerSyncRunResponse) GetRun() *SyncRun {
@@ -394,7 +1048,7 @@ type GetSyncRunRequest struct {
 
 func (x *GetSyncRunRequest) Reset() {
 	*x = GetSyncRunRequest{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[8]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +1060,7 @@ func (x *GetSyncRunRequest) String() string {
 func (*GetSyncRunRequest) ProtoMessage() {}
 
 func (x *GetSyncRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[8]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +1073,7 @@ func (x *GetSyncRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncRunRequest.ProtoReflect.Descriptor instead.
 func (*GetSyncRunRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{8}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetSyncRunRequest) GetSyncId() string {
@@ -447,7 +1101,7 @@ type GetSyncRunResponse struct {
 
 func (x *GetSyncRunResponse) Reset() {
 	*x = GetSyncRunResponse{}
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[9]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +1113,7 @@ func (x *GetSyncRunResponse) String() string {
 func (*GetSyncRunResponse) ProtoMessage() {}
 
 func (x *GetSyncRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[9]
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,10 +1126,212 @@ func (x *GetSyncRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSyncRunResponse.ProtoReflect.Descriptor instead.
 func (*GetSyncRunResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{9}
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSyncRunResponse) GetRun() *SyncRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// ListSyncRunsRequest names a sync.
+type ListSyncRunsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync_id is the sync.
+	SyncId string `protobuf:"bytes,1,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	// limit is the page size (default 50, at most 200).
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncRunsRequest) Reset() {
+	*x = ListSyncRunsRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncRunsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncRunsRequest) ProtoMessage() {}
+
+func (x *ListSyncRunsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncRunsRequest.ProtoReflect.Descriptor instead.
+func (*ListSyncRunsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListSyncRunsRequest) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+func (x *ListSyncRunsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListSyncRunsResponse holds runs, newest first.
+type ListSyncRunsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// runs are the runs.
+	Runs          []*SyncRun `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncRunsResponse) Reset() {
+	*x = ListSyncRunsResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncRunsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncRunsResponse) ProtoMessage() {}
+
+func (x *ListSyncRunsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncRunsResponse.ProtoReflect.Descriptor instead.
+func (*ListSyncRunsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListSyncRunsResponse) GetRuns() []*SyncRun {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+// CancelSyncRunRequest names a run.
+type CancelSyncRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sync_id is the sync.
+	SyncId string `protobuf:"bytes,1,opt,name=sync_id,json=syncId,proto3" json:"sync_id,omitempty"`
+	// run_id is the run.
+	RunId         string `protobuf:"bytes,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelSyncRunRequest) Reset() {
+	*x = CancelSyncRunRequest{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelSyncRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelSyncRunRequest) ProtoMessage() {}
+
+func (x *CancelSyncRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelSyncRunRequest.ProtoReflect.Descriptor instead.
+func (*CancelSyncRunRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CancelSyncRunRequest) GetSyncId() string {
+	if x != nil {
+		return x.SyncId
+	}
+	return ""
+}
+
+func (x *CancelSyncRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+// CancelSyncRunResponse holds the run as it is now.
+type CancelSyncRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// run is the run.
+	Run           *SyncRun `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelSyncRunResponse) Reset() {
+	*x = CancelSyncRunResponse{}
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelSyncRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelSyncRunResponse) ProtoMessage() {}
+
+func (x *CancelSyncRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelSyncRunResponse.ProtoReflect.Descriptor instead.
+func (*CancelSyncRunResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CancelSyncRunResponse) GetRun() *SyncRun {
 	if x != nil {
 		return x.Run
 	}
@@ -486,18 +1342,51 @@ var File_switchyard_reverseetl_v1_reverseetl_service_proto protoreflect.FileDesc
 
 const file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDesc = "" +
 	"\n" +
-	"1switchyard/reverseetl/v1/reverseetl_service.proto\x12\x18switchyard.reverseetl.v1\x1a\x1cgoogle/api/annotations.proto\x1a)switchyard/reverseetl/v1/reverseetl.proto\"K\n" +
+	"1switchyard/reverseetl/v1/reverseetl_service.proto\x12\x18switchyard.reverseetl.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a)switchyard/reverseetl/v1/reverseetl.proto\"K\n" +
 	"\x12CreateModelRequest\x125\n" +
 	"\x05model\x18\x01 \x01(\v2\x1f.switchyard.reverseetl.v1.ModelR\x05model\"L\n" +
 	"\x13CreateModelResponse\x125\n" +
 	"\x05model\x18\x01 \x01(\v2\x1f.switchyard.reverseetl.v1.ModelR\x05model\"\x13\n" +
 	"\x11ListModelsRequest\"M\n" +
 	"\x12ListModelsResponse\x127\n" +
-	"\x06models\x18\x01 \x03(\v2\x1f.switchyard.reverseetl.v1.ModelR\x06models\"G\n" +
+	"\x06models\x18\x01 \x03(\v2\x1f.switchyard.reverseetl.v1.ModelR\x06models\",\n" +
+	"\x0fGetModelRequest\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\"I\n" +
+	"\x10GetModelResponse\x125\n" +
+	"\x05model\x18\x01 \x01(\v2\x1f.switchyard.reverseetl.v1.ModelR\x05model\"g\n" +
+	"\x13PreviewModelRequest\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\x125\n" +
+	"\x05model\x18\x02 \x01(\v2\x1f.switchyard.reverseetl.v1.ModelR\x05model\"]\n" +
+	"\x14PreviewModelResponse\x12\x18\n" +
+	"\acolumns\x18\x01 \x03(\tR\acolumns\x12+\n" +
+	"\x04rows\x18\x02 \x03(\v2\x17.google.protobuf.StructR\x04rows\"G\n" +
 	"\x11CreateSyncRequest\x122\n" +
 	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\"H\n" +
 	"\x12CreateSyncResponse\x122\n" +
-	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\"0\n" +
+	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\"-\n" +
+	"\x10ListSyncsRequest\x12\x19\n" +
+	"\bmodel_id\x18\x01 \x01(\tR\amodelId\"\x89\x02\n" +
+	"\x11ListSyncsResponse\x124\n" +
+	"\x05syncs\x18\x01 \x03(\v2\x1e.switchyard.reverseetl.v1.SyncR\x05syncs\x12\\\n" +
+	"\vlatest_runs\x18\x02 \x03(\v2;.switchyard.reverseetl.v1.ListSyncsResponse.LatestRunsEntryR\n" +
+	"latestRuns\x1a`\n" +
+	"\x0fLatestRunsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x127\n" +
+	"\x05value\x18\x02 \x01(\v2!.switchyard.reverseetl.v1.SyncRunR\x05value:\x028\x01\")\n" +
+	"\x0eGetSyncRequest\x12\x17\n" +
+	"\async_id\x18\x01 \x01(\tR\x06syncId\"E\n" +
+	"\x0fGetSyncResponse\x122\n" +
+	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\"G\n" +
+	"\x11UpdateSyncRequest\x122\n" +
+	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\"H\n" +
+	"\x12UpdateSyncResponse\x122\n" +
+	"\x04sync\x18\x01 \x01(\v2\x1e.switchyard.reverseetl.v1.SyncR\x04sync\",\n" +
+	"\x11DeleteSyncRequest\x12\x17\n" +
+	"\async_id\x18\x01 \x01(\tR\x06syncId\"\x14\n" +
+	"\x12DeleteSyncResponse\"+\n" +
+	"\x10ResetSyncRequest\x12\x17\n" +
+	"\async_id\x18\x01 \x01(\tR\x06syncId\"\x13\n" +
+	"\x11ResetSyncResponse\"0\n" +
 	"\x15TriggerSyncRunRequest\x12\x17\n" +
 	"\async_id\x18\x01 \x01(\tR\x06syncId\"M\n" +
 	"\x16TriggerSyncRunResponse\x123\n" +
@@ -506,16 +1395,37 @@ const file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDesc = "" +
 	"\async_id\x18\x01 \x01(\tR\x06syncId\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\"I\n" +
 	"\x12GetSyncRunResponse\x123\n" +
-	"\x03run\x18\x01 \x01(\v2!.switchyard.reverseetl.v1.SyncRunR\x03run2\x95\x06\n" +
+	"\x03run\x18\x01 \x01(\v2!.switchyard.reverseetl.v1.SyncRunR\x03run\"D\n" +
+	"\x13ListSyncRunsRequest\x12\x17\n" +
+	"\async_id\x18\x01 \x01(\tR\x06syncId\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"M\n" +
+	"\x14ListSyncRunsResponse\x125\n" +
+	"\x04runs\x18\x01 \x03(\v2!.switchyard.reverseetl.v1.SyncRunR\x04runs\"F\n" +
+	"\x14CancelSyncRunRequest\x12\x17\n" +
+	"\async_id\x18\x01 \x01(\tR\x06syncId\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\tR\x05runId\"L\n" +
+	"\x15CancelSyncRunResponse\x123\n" +
+	"\x03run\x18\x01 \x01(\v2!.switchyard.reverseetl.v1.SyncRunR\x03run2\x8a\x11\n" +
 	"\x11ReverseETLService\x12\x91\x01\n" +
 	"\vCreateModel\x12,.switchyard.reverseetl.v1.CreateModelRequest\x1a-.switchyard.reverseetl.v1.CreateModelResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/api/v1/reverse-etl/models\x12\x8b\x01\n" +
 	"\n" +
-	"ListModels\x12+.switchyard.reverseetl.v1.ListModelsRequest\x1a,.switchyard.reverseetl.v1.ListModelsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/reverse-etl/models\x12\x8d\x01\n" +
+	"ListModels\x12+.switchyard.reverseetl.v1.ListModelsRequest\x1a,.switchyard.reverseetl.v1.ListModelsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/reverse-etl/models\x12\x90\x01\n" +
+	"\bGetModel\x12).switchyard.reverseetl.v1.GetModelRequest\x1a*.switchyard.reverseetl.v1.GetModelResponse\"-\x82\xd3\xe4\x93\x02'\x12%/api/v1/reverse-etl/models/{model_id}\x12\x9c\x01\n" +
+	"\fPreviewModel\x12-.switchyard.reverseetl.v1.PreviewModelRequest\x1a..switchyard.reverseetl.v1.PreviewModelResponse\"-\x82\xd3\xe4\x93\x02':\x01*\"\"/api/v1/reverse-etl/models:preview\x12\x8d\x01\n" +
 	"\n" +
-	"CreateSync\x12+.switchyard.reverseetl.v1.CreateSyncRequest\x1a,.switchyard.reverseetl.v1.CreateSyncResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/api/v1/reverse-etl/syncs\x12\xa8\x01\n" +
+	"CreateSync\x12+.switchyard.reverseetl.v1.CreateSyncRequest\x1a,.switchyard.reverseetl.v1.CreateSyncResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/api/v1/reverse-etl/syncs\x12\x87\x01\n" +
+	"\tListSyncs\x12*.switchyard.reverseetl.v1.ListSyncsRequest\x1a+.switchyard.reverseetl.v1.ListSyncsResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/reverse-etl/syncs\x12\x8b\x01\n" +
+	"\aGetSync\x12(.switchyard.reverseetl.v1.GetSyncRequest\x1a).switchyard.reverseetl.v1.GetSyncResponse\"+\x82\xd3\xe4\x93\x02%\x12#/api/v1/reverse-etl/syncs/{sync_id}\x12\x9a\x01\n" +
+	"\n" +
+	"UpdateSync\x12+.switchyard.reverseetl.v1.UpdateSyncRequest\x1a,.switchyard.reverseetl.v1.UpdateSyncResponse\"1\x82\xd3\xe4\x93\x02+:\x04sync2#/api/v1/reverse-etl/syncs/{sync.id}\x12\x94\x01\n" +
+	"\n" +
+	"DeleteSync\x12+.switchyard.reverseetl.v1.DeleteSyncRequest\x1a,.switchyard.reverseetl.v1.DeleteSyncResponse\"+\x82\xd3\xe4\x93\x02%*#/api/v1/reverse-etl/syncs/{sync_id}\x12\x9a\x01\n" +
+	"\tResetSync\x12*.switchyard.reverseetl.v1.ResetSyncRequest\x1a+.switchyard.reverseetl.v1.ResetSyncResponse\"4\x82\xd3\xe4\x93\x02.:\x01*\")/api/v1/reverse-etl/syncs/{sync_id}:reset\x12\xa8\x01\n" +
 	"\x0eTriggerSyncRun\x12/.switchyard.reverseetl.v1.TriggerSyncRunRequest\x1a0.switchyard.reverseetl.v1.TriggerSyncRunResponse\"3\x82\xd3\xe4\x93\x02-:\x01*\"(/api/v1/reverse-etl/syncs/{sync_id}/runs\x12\xa2\x01\n" +
 	"\n" +
-	"GetSyncRun\x12+.switchyard.reverseetl.v1.GetSyncRunRequest\x1a,.switchyard.reverseetl.v1.GetSyncRunResponse\"9\x82\xd3\xe4\x93\x023\x121/api/v1/reverse-etl/syncs/{sync_id}/runs/{run_id}B\x89\x02\n" +
+	"GetSyncRun\x12+.switchyard.reverseetl.v1.GetSyncRunRequest\x1a,.switchyard.reverseetl.v1.GetSyncRunResponse\"9\x82\xd3\xe4\x93\x023\x121/api/v1/reverse-etl/syncs/{sync_id}/runs/{run_id}\x12\x9f\x01\n" +
+	"\fListSyncRuns\x12-.switchyard.reverseetl.v1.ListSyncRunsRequest\x1a..switchyard.reverseetl.v1.ListSyncRunsResponse\"0\x82\xd3\xe4\x93\x02*\x12(/api/v1/reverse-etl/syncs/{sync_id}/runs\x12\xb5\x01\n" +
+	"\rCancelSyncRun\x12..switchyard.reverseetl.v1.CancelSyncRunRequest\x1a/.switchyard.reverseetl.v1.CancelSyncRunResponse\"C\x82\xd3\xe4\x93\x02=:\x01*\"8/api/v1/reverse-etl/syncs/{sync_id}/runs/{run_id}:cancelB\x89\x02\n" +
 	"\x1ccom.switchyard.reverseetl.v1B\x16ReverseetlServiceProtoP\x01ZOgithub.com/switchyardhq/switchyard/gen/go/switchyard/reverseetl/v1;reverseetlv1\xa2\x02\x03SRX\xaa\x02\x18Switchyard.Reverseetl.V1\xca\x02\x18Switchyard\\Reverseetl\\V1\xe2\x02$Switchyard\\Reverseetl\\V1\\GPBMetadata\xea\x02\x1aSwitchyard::Reverseetl::V1b\x06proto3"
 
 var (
@@ -530,45 +1440,94 @@ func file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescGZIP() []byte
 	return file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDescData
 }
 
-var file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_switchyard_reverseetl_v1_reverseetl_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_switchyard_reverseetl_v1_reverseetl_service_proto_goTypes = []any{
 	(*CreateModelRequest)(nil),     // 0: switchyard.reverseetl.v1.CreateModelRequest
 	(*CreateModelResponse)(nil),    // 1: switchyard.reverseetl.v1.CreateModelResponse
 	(*ListModelsRequest)(nil),      // 2: switchyard.reverseetl.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),     // 3: switchyard.reverseetl.v1.ListModelsResponse
-	(*CreateSyncRequest)(nil),      // 4: switchyard.reverseetl.v1.CreateSyncRequest
-	(*CreateSyncResponse)(nil),     // 5: switchyard.reverseetl.v1.CreateSyncResponse
-	(*TriggerSyncRunRequest)(nil),  // 6: switchyard.reverseetl.v1.TriggerSyncRunRequest
-	(*TriggerSyncRunResponse)(nil), // 7: switchyard.reverseetl.v1.TriggerSyncRunResponse
-	(*GetSyncRunRequest)(nil),      // 8: switchyard.reverseetl.v1.GetSyncRunRequest
-	(*GetSyncRunResponse)(nil),     // 9: switchyard.reverseetl.v1.GetSyncRunResponse
-	(*Model)(nil),                  // 10: switchyard.reverseetl.v1.Model
-	(*Sync)(nil),                   // 11: switchyard.reverseetl.v1.Sync
-	(*SyncRun)(nil),                // 12: switchyard.reverseetl.v1.SyncRun
+	(*GetModelRequest)(nil),        // 4: switchyard.reverseetl.v1.GetModelRequest
+	(*GetModelResponse)(nil),       // 5: switchyard.reverseetl.v1.GetModelResponse
+	(*PreviewModelRequest)(nil),    // 6: switchyard.reverseetl.v1.PreviewModelRequest
+	(*PreviewModelResponse)(nil),   // 7: switchyard.reverseetl.v1.PreviewModelResponse
+	(*CreateSyncRequest)(nil),      // 8: switchyard.reverseetl.v1.CreateSyncRequest
+	(*CreateSyncResponse)(nil),     // 9: switchyard.reverseetl.v1.CreateSyncResponse
+	(*ListSyncsRequest)(nil),       // 10: switchyard.reverseetl.v1.ListSyncsRequest
+	(*ListSyncsResponse)(nil),      // 11: switchyard.reverseetl.v1.ListSyncsResponse
+	(*GetSyncRequest)(nil),         // 12: switchyard.reverseetl.v1.GetSyncRequest
+	(*GetSyncResponse)(nil),        // 13: switchyard.reverseetl.v1.GetSyncResponse
+	(*UpdateSyncRequest)(nil),      // 14: switchyard.reverseetl.v1.UpdateSyncRequest
+	(*UpdateSyncResponse)(nil),     // 15: switchyard.reverseetl.v1.UpdateSyncResponse
+	(*DeleteSyncRequest)(nil),      // 16: switchyard.reverseetl.v1.DeleteSyncRequest
+	(*DeleteSyncResponse)(nil),     // 17: switchyard.reverseetl.v1.DeleteSyncResponse
+	(*ResetSyncRequest)(nil),       // 18: switchyard.reverseetl.v1.ResetSyncRequest
+	(*ResetSyncResponse)(nil),      // 19: switchyard.reverseetl.v1.ResetSyncResponse
+	(*TriggerSyncRunRequest)(nil),  // 20: switchyard.reverseetl.v1.TriggerSyncRunRequest
+	(*TriggerSyncRunResponse)(nil), // 21: switchyard.reverseetl.v1.TriggerSyncRunResponse
+	(*GetSyncRunRequest)(nil),      // 22: switchyard.reverseetl.v1.GetSyncRunRequest
+	(*GetSyncRunResponse)(nil),     // 23: switchyard.reverseetl.v1.GetSyncRunResponse
+	(*ListSyncRunsRequest)(nil),    // 24: switchyard.reverseetl.v1.ListSyncRunsRequest
+	(*ListSyncRunsResponse)(nil),   // 25: switchyard.reverseetl.v1.ListSyncRunsResponse
+	(*CancelSyncRunRequest)(nil),   // 26: switchyard.reverseetl.v1.CancelSyncRunRequest
+	(*CancelSyncRunResponse)(nil),  // 27: switchyard.reverseetl.v1.CancelSyncRunResponse
+	nil,                            // 28: switchyard.reverseetl.v1.ListSyncsResponse.LatestRunsEntry
+	(*Model)(nil),                  // 29: switchyard.reverseetl.v1.Model
+	(*structpb.Struct)(nil),        // 30: google.protobuf.Struct
+	(*Sync)(nil),                   // 31: switchyard.reverseetl.v1.Sync
+	(*SyncRun)(nil),                // 32: switchyard.reverseetl.v1.SyncRun
 }
 var file_switchyard_reverseetl_v1_reverseetl_service_proto_depIdxs = []int32{
-	10, // 0: switchyard.reverseetl.v1.CreateModelRequest.model:type_name -> switchyard.reverseetl.v1.Model
-	10, // 1: switchyard.reverseetl.v1.CreateModelResponse.model:type_name -> switchyard.reverseetl.v1.Model
-	10, // 2: switchyard.reverseetl.v1.ListModelsResponse.models:type_name -> switchyard.reverseetl.v1.Model
-	11, // 3: switchyard.reverseetl.v1.CreateSyncRequest.sync:type_name -> switchyard.reverseetl.v1.Sync
-	11, // 4: switchyard.reverseetl.v1.CreateSyncResponse.sync:type_name -> switchyard.reverseetl.v1.Sync
-	12, // 5: switchyard.reverseetl.v1.TriggerSyncRunResponse.run:type_name -> switchyard.reverseetl.v1.SyncRun
-	12, // 6: switchyard.reverseetl.v1.GetSyncRunResponse.run:type_name -> switchyard.reverseetl.v1.SyncRun
-	0,  // 7: switchyard.reverseetl.v1.ReverseETLService.CreateModel:input_type -> switchyard.reverseetl.v1.CreateModelRequest
-	2,  // 8: switchyard.reverseetl.v1.ReverseETLService.ListModels:input_type -> switchyard.reverseetl.v1.ListModelsRequest
-	4,  // 9: switchyard.reverseetl.v1.ReverseETLService.CreateSync:input_type -> switchyard.reverseetl.v1.CreateSyncRequest
-	6,  // 10: switchyard.reverseetl.v1.ReverseETLService.TriggerSyncRun:input_type -> switchyard.reverseetl.v1.TriggerSyncRunRequest
-	8,  // 11: switchyard.reverseetl.v1.ReverseETLService.GetSyncRun:input_type -> switchyard.reverseetl.v1.GetSyncRunRequest
-	1,  // 12: switchyard.reverseetl.v1.ReverseETLService.CreateModel:output_type -> switchyard.reverseetl.v1.CreateModelResponse
-	3,  // 13: switchyard.reverseetl.v1.ReverseETLService.ListModels:output_type -> switchyard.reverseetl.v1.ListModelsResponse
-	5,  // 14: switchyard.reverseetl.v1.ReverseETLService.CreateSync:output_type -> switchyard.reverseetl.v1.CreateSyncResponse
-	7,  // 15: switchyard.reverseetl.v1.ReverseETLService.TriggerSyncRun:output_type -> switchyard.reverseetl.v1.TriggerSyncRunResponse
-	9,  // 16: switchyard.reverseetl.v1.ReverseETLService.GetSyncRun:output_type -> switchyard.reverseetl.v1.GetSyncRunResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	29, // 0: switchyard.reverseetl.v1.CreateModelRequest.model:type_name -> switchyard.reverseetl.v1.Model
+	29, // 1: switchyard.reverseetl.v1.CreateModelResponse.model:type_name -> switchyard.reverseetl.v1.Model
+	29, // 2: switchyard.reverseetl.v1.ListModelsResponse.models:type_name -> switchyard.reverseetl.v1.Model
+	29, // 3: switchyard.reverseetl.v1.GetModelResponse.model:type_name -> switchyard.reverseetl.v1.Model
+	29, // 4: switchyard.reverseetl.v1.PreviewModelRequest.model:type_name -> switchyard.reverseetl.v1.Model
+	30, // 5: switchyard.reverseetl.v1.PreviewModelResponse.rows:type_name -> google.protobuf.Struct
+	31, // 6: switchyard.reverseetl.v1.CreateSyncRequest.sync:type_name -> switchyard.reverseetl.v1.Sync
+	31, // 7: switchyard.reverseetl.v1.CreateSyncResponse.sync:type_name -> switchyard.reverseetl.v1.Sync
+	31, // 8: switchyard.reverseetl.v1.ListSyncsResponse.syncs:type_name -> switchyard.reverseetl.v1.Sync
+	28, // 9: switchyard.reverseetl.v1.ListSyncsResponse.latest_runs:type_name -> switchyard.reverseetl.v1.ListSyncsResponse.LatestRunsEntry
+	31, // 10: switchyard.reverseetl.v1.GetSyncResponse.sync:type_name -> switchyard.reverseetl.v1.Sync
+	31, // 11: switchyard.reverseetl.v1.UpdateSyncRequest.sync:type_name -> switchyard.reverseetl.v1.Sync
+	31, // 12: switchyard.reverseetl.v1.UpdateSyncResponse.sync:type_name -> switchyard.reverseetl.v1.Sync
+	32, // 13: switchyard.reverseetl.v1.TriggerSyncRunResponse.run:type_name -> switchyard.reverseetl.v1.SyncRun
+	32, // 14: switchyard.reverseetl.v1.GetSyncRunResponse.run:type_name -> switchyard.reverseetl.v1.SyncRun
+	32, // 15: switchyard.reverseetl.v1.ListSyncRunsResponse.runs:type_name -> switchyard.reverseetl.v1.SyncRun
+	32, // 16: switchyard.reverseetl.v1.CancelSyncRunResponse.run:type_name -> switchyard.reverseetl.v1.SyncRun
+	32, // 17: switchyard.reverseetl.v1.ListSyncsResponse.LatestRunsEntry.value:type_name -> switchyard.reverseetl.v1.SyncRun
+	0,  // 18: switchyard.reverseetl.v1.ReverseETLService.CreateModel:input_type -> switchyard.reverseetl.v1.CreateModelRequest
+	2,  // 19: switchyard.reverseetl.v1.ReverseETLService.ListModels:input_type -> switchyard.reverseetl.v1.ListModelsRequest
+	4,  // 20: switchyard.reverseetl.v1.ReverseETLService.GetModel:input_type -> switchyard.reverseetl.v1.GetModelRequest
+	6,  // 21: switchyard.reverseetl.v1.ReverseETLService.PreviewModel:input_type -> switchyard.reverseetl.v1.PreviewModelRequest
+	8,  // 22: switchyard.reverseetl.v1.ReverseETLService.CreateSync:input_type -> switchyard.reverseetl.v1.CreateSyncRequest
+	10, // 23: switchyard.reverseetl.v1.ReverseETLService.ListSyncs:input_type -> switchyard.reverseetl.v1.ListSyncsRequest
+	12, // 24: switchyard.reverseetl.v1.ReverseETLService.GetSync:input_type -> switchyard.reverseetl.v1.GetSyncRequest
+	14, // 25: switchyard.reverseetl.v1.ReverseETLService.UpdateSync:input_type -> switchyard.reverseetl.v1.UpdateSyncRequest
+	16, // 26: switchyard.reverseetl.v1.ReverseETLService.DeleteSync:input_type -> switchyard.reverseetl.v1.DeleteSyncRequest
+	18, // 27: switchyard.reverseetl.v1.ReverseETLService.ResetSync:input_type -> switchyard.reverseetl.v1.ResetSyncRequest
+	20, // 28: switchyard.reverseetl.v1.ReverseETLService.TriggerSyncRun:input_type -> switchyard.reverseetl.v1.TriggerSyncRunRequest
+	22, // 29: switchyard.reverseetl.v1.ReverseETLService.GetSyncRun:input_type -> switchyard.reverseetl.v1.GetSyncRunRequest
+	24, // 30: switchyard.reverseetl.v1.ReverseETLService.ListSyncRuns:input_type -> switchyard.reverseetl.v1.ListSyncRunsRequest
+	26, // 31: switchyard.reverseetl.v1.ReverseETLService.CancelSyncRun:input_type -> switchyard.reverseetl.v1.CancelSyncRunRequest
+	1,  // 32: switchyard.reverseetl.v1.ReverseETLService.CreateModel:output_type -> switchyard.reverseetl.v1.CreateModelResponse
+	3,  // 33: switchyard.reverseetl.v1.ReverseETLService.ListModels:output_type -> switchyard.reverseetl.v1.ListModelsResponse
+	5,  // 34: switchyard.reverseetl.v1.ReverseETLService.GetModel:output_type -> switchyard.reverseetl.v1.GetModelResponse
+	7,  // 35: switchyard.reverseetl.v1.ReverseETLService.PreviewModel:output_type -> switchyard.reverseetl.v1.PreviewModelResponse
+	9,  // 36: switchyard.reverseetl.v1.ReverseETLService.CreateSync:output_type -> switchyard.reverseetl.v1.CreateSyncResponse
+	11, // 37: switchyard.reverseetl.v1.ReverseETLService.ListSyncs:output_type -> switchyard.reverseetl.v1.ListSyncsResponse
+	13, // 38: switchyard.reverseetl.v1.ReverseETLService.GetSync:output_type -> switchyard.reverseetl.v1.GetSyncResponse
+	15, // 39: switchyard.reverseetl.v1.ReverseETLService.UpdateSync:output_type -> switchyard.reverseetl.v1.UpdateSyncResponse
+	17, // 40: switchyard.reverseetl.v1.ReverseETLService.DeleteSync:output_type -> switchyard.reverseetl.v1.DeleteSyncResponse
+	19, // 41: switchyard.reverseetl.v1.ReverseETLService.ResetSync:output_type -> switchyard.reverseetl.v1.ResetSyncResponse
+	21, // 42: switchyard.reverseetl.v1.ReverseETLService.TriggerSyncRun:output_type -> switchyard.reverseetl.v1.TriggerSyncRunResponse
+	23, // 43: switchyard.reverseetl.v1.ReverseETLService.GetSyncRun:output_type -> switchyard.reverseetl.v1.GetSyncRunResponse
+	25, // 44: switchyard.reverseetl.v1.ReverseETLService.ListSyncRuns:output_type -> switchyard.reverseetl.v1.ListSyncRunsResponse
+	27, // 45: switchyard.reverseetl.v1.ReverseETLService.CancelSyncRun:output_type -> switchyard.reverseetl.v1.CancelSyncRunResponse
+	32, // [32:46] is the sub-list for method output_type
+	18, // [18:32] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_reverseetl_v1_reverseetl_service_proto_init() }
@@ -583,7 +1542,7 @@ func file_switchyard_reverseetl_v1_reverseetl_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDesc), len(file_switchyard_reverseetl_v1_reverseetl_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

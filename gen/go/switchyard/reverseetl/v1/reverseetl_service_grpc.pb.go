@@ -21,28 +21,59 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	ReverseETLService_CreateModel_FullMethodName    = "/switchyard.reverseetl.v1.ReverseETLService/CreateModel"
 	ReverseETLService_ListModels_FullMethodName     = "/switchyard.reverseetl.v1.ReverseETLService/ListModels"
+	ReverseETLService_GetModel_FullMethodName       = "/switchyard.reverseetl.v1.ReverseETLService/GetModel"
+	ReverseETLService_PreviewModel_FullMethodName   = "/switchyard.reverseetl.v1.ReverseETLService/PreviewModel"
 	ReverseETLService_CreateSync_FullMethodName     = "/switchyard.reverseetl.v1.ReverseETLService/CreateSync"
+	ReverseETLService_ListSyncs_FullMethodName      = "/switchyard.reverseetl.v1.ReverseETLService/ListSyncs"
+	ReverseETLService_GetSync_FullMethodName        = "/switchyard.reverseetl.v1.ReverseETLService/GetSync"
+	ReverseETLService_UpdateSync_FullMethodName     = "/switchyard.reverseetl.v1.ReverseETLService/UpdateSync"
+	ReverseETLService_DeleteSync_FullMethodName     = "/switchyard.reverseetl.v1.ReverseETLService/DeleteSync"
+	ReverseETLService_ResetSync_FullMethodName      = "/switchyard.reverseetl.v1.ReverseETLService/ResetSync"
 	ReverseETLService_TriggerSyncRun_FullMethodName = "/switchyard.reverseetl.v1.ReverseETLService/TriggerSyncRun"
 	ReverseETLService_GetSyncRun_FullMethodName     = "/switchyard.reverseetl.v1.ReverseETLService/GetSyncRun"
+	ReverseETLService_ListSyncRuns_FullMethodName   = "/switchyard.reverseetl.v1.ReverseETLService/ListSyncRuns"
+	ReverseETLService_CancelSyncRun_FullMethodName  = "/switchyard.reverseetl.v1.ReverseETLService/CancelSyncRun"
 )
 
 // ReverseETLServiceClient is the client API for ReverseETLService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// ReverseETLService manages models and syncs and runs them. First draft:
-// the service is not implemented yet (its own issue builds it).
+// ReverseETLService manages models and syncs and runs them. The console and
+// API clients call it; every RPC is public (REST under /api/v1/reverse-etl).
 type ReverseETLServiceClient interface {
-	// CreateModel defines a model over a warehouse.
+	// CreateModel defines a model over a warehouse. The query must run and
+	// return the unique_key column.
 	CreateModel(ctx context.Context, in *CreateModelRequest, opts ...grpc.CallOption) (*CreateModelResponse, error)
 	// ListModels lists the workspace's models.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// GetModel returns one model.
+	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
+	// PreviewModel runs a model query (saved, or given inline before saving)
+	// and returns its first 10 rows.
+	PreviewModel(ctx context.Context, in *PreviewModelRequest, opts ...grpc.CallOption) (*PreviewModelResponse, error)
 	// CreateSync connects a model to a destination on a schedule.
 	CreateSync(ctx context.Context, in *CreateSyncRequest, opts ...grpc.CallOption) (*CreateSyncResponse, error)
-	// TriggerSyncRun starts a run now, outside the schedule.
+	// ListSyncs lists the workspace's syncs with their latest run.
+	ListSyncs(ctx context.Context, in *ListSyncsRequest, opts ...grpc.CallOption) (*ListSyncsResponse, error)
+	// GetSync returns one sync.
+	GetSync(ctx context.Context, in *GetSyncRequest, opts ...grpc.CallOption) (*GetSyncResponse, error)
+	// UpdateSync replaces a sync's name, mapping, record selection, schedule,
+	// action and enabled flag (model and destination are fixed).
+	UpdateSync(ctx context.Context, in *UpdateSyncRequest, opts ...grpc.CallOption) (*UpdateSyncResponse, error)
+	// DeleteSync deletes a sync and drops its state tables in the warehouse.
+	DeleteSync(ctx context.Context, in *DeleteSyncRequest, opts ...grpc.CallOption) (*DeleteSyncResponse, error)
+	// ResetSync forgets the sync's state: the next run sends every row as
+	// added.
+	ResetSync(ctx context.Context, in *ResetSyncRequest, opts ...grpc.CallOption) (*ResetSyncResponse, error)
+	// TriggerSyncRun starts a run now ("sync now"), outside the schedule.
 	TriggerSyncRun(ctx context.Context, in *TriggerSyncRunRequest, opts ...grpc.CallOption) (*TriggerSyncRunResponse, error)
 	// GetSyncRun returns one run.
 	GetSyncRun(ctx context.Context, in *GetSyncRunRequest, opts ...grpc.CallOption) (*GetSyncRunResponse, error)
+	// ListSyncRuns lists a sync's runs, newest first.
+	ListSyncRuns(ctx context.Context, in *ListSyncRunsRequest, opts ...grpc.CallOption) (*ListSyncRunsResponse, error)
+	// CancelSyncRun cancels a run in progress.
+	CancelSyncRun(ctx context.Context, in *CancelSyncRunRequest, opts ...grpc.CallOption) (*CancelSyncRunResponse, error)
 }
 
 type reverseETLServiceClient struct {
@@ -73,10 +104,80 @@ func (c *reverseETLServiceClient) ListModels(ctx context.Context, in *ListModels
 	return out, nil
 }
 
+func (c *reverseETLServiceClient) GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetModelResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_GetModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) PreviewModel(ctx context.Context, in *PreviewModelRequest, opts ...grpc.CallOption) (*PreviewModelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PreviewModelResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_PreviewModel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *reverseETLServiceClient) CreateSync(ctx context.Context, in *CreateSyncRequest, opts ...grpc.CallOption) (*CreateSyncResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateSyncResponse)
 	err := c.cc.Invoke(ctx, ReverseETLService_CreateSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) ListSyncs(ctx context.Context, in *ListSyncsRequest, opts ...grpc.CallOption) (*ListSyncsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSyncsResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_ListSyncs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) GetSync(ctx context.Context, in *GetSyncRequest, opts ...grpc.CallOption) (*GetSyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSyncResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_GetSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) UpdateSync(ctx context.Context, in *UpdateSyncRequest, opts ...grpc.CallOption) (*UpdateSyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSyncResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_UpdateSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) DeleteSync(ctx context.Context, in *DeleteSyncRequest, opts ...grpc.CallOption) (*DeleteSyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSyncResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_DeleteSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) ResetSync(ctx context.Context, in *ResetSyncRequest, opts ...grpc.CallOption) (*ResetSyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetSyncResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_ResetSync_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,23 +204,65 @@ func (c *reverseETLServiceClient) GetSyncRun(ctx context.Context, in *GetSyncRun
 	return out, nil
 }
 
+func (c *reverseETLServiceClient) ListSyncRuns(ctx context.Context, in *ListSyncRunsRequest, opts ...grpc.CallOption) (*ListSyncRunsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSyncRunsResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_ListSyncRuns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *reverseETLServiceClient) CancelSyncRun(ctx context.Context, in *CancelSyncRunRequest, opts ...grpc.CallOption) (*CancelSyncRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelSyncRunResponse)
+	err := c.cc.Invoke(ctx, ReverseETLService_CancelSyncRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ReverseETLServiceServer is the server API for ReverseETLService service.
 // All implementations must embed UnimplementedReverseETLServiceServer
 // for forward compatibility.
 //
-// ReverseETLService manages models and syncs and runs them. First draft:
-// the service is not implemented yet (its own issue builds it).
+// ReverseETLService manages models and syncs and runs them. The console and
+// API clients call it; every RPC is public (REST under /api/v1/reverse-etl).
 type ReverseETLServiceServer interface {
-	// CreateModel defines a model over a warehouse.
+	// CreateModel defines a model over a warehouse. The query must run and
+	// return the unique_key column.
 	CreateModel(context.Context, *CreateModelRequest) (*CreateModelResponse, error)
 	// ListModels lists the workspace's models.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// GetModel returns one model.
+	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
+	// PreviewModel runs a model query (saved, or given inline before saving)
+	// and returns its first 10 rows.
+	PreviewModel(context.Context, *PreviewModelRequest) (*PreviewModelResponse, error)
 	// CreateSync connects a model to a destination on a schedule.
 	CreateSync(context.Context, *CreateSyncRequest) (*CreateSyncResponse, error)
-	// TriggerSyncRun starts a run now, outside the schedule.
+	// ListSyncs lists the workspace's syncs with their latest run.
+	ListSyncs(context.Context, *ListSyncsRequest) (*ListSyncsResponse, error)
+	// GetSync returns one sync.
+	GetSync(context.Context, *GetSyncRequest) (*GetSyncResponse, error)
+	// UpdateSync replaces a sync's name, mapping, record selection, schedule,
+	// action and enabled flag (model and destination are fixed).
+	UpdateSync(context.Context, *UpdateSyncRequest) (*UpdateSyncResponse, error)
+	// DeleteSync deletes a sync and drops its state tables in the warehouse.
+	DeleteSync(context.Context, *DeleteSyncRequest) (*DeleteSyncResponse, error)
+	// ResetSync forgets the sync's state: the next run sends every row as
+	// added.
+	ResetSync(context.Context, *ResetSyncRequest) (*ResetSyncResponse, error)
+	// TriggerSyncRun starts a run now ("sync now"), outside the schedule.
 	TriggerSyncRun(context.Context, *TriggerSyncRunRequest) (*TriggerSyncRunResponse, error)
 	// GetSyncRun returns one run.
 	GetSyncRun(context.Context, *GetSyncRunRequest) (*GetSyncRunResponse, error)
+	// ListSyncRuns lists a sync's runs, newest first.
+	ListSyncRuns(context.Context, *ListSyncRunsRequest) (*ListSyncRunsResponse, error)
+	// CancelSyncRun cancels a run in progress.
+	CancelSyncRun(context.Context, *CancelSyncRunRequest) (*CancelSyncRunResponse, error)
 	mustEmbedUnimplementedReverseETLServiceServer()
 }
 
@@ -136,14 +279,41 @@ func (UnimplementedReverseETLServiceServer) CreateModel(context.Context, *Create
 func (UnimplementedReverseETLServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
 }
+func (UnimplementedReverseETLServiceServer) GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModel not implemented")
+}
+func (UnimplementedReverseETLServiceServer) PreviewModel(context.Context, *PreviewModelRequest) (*PreviewModelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PreviewModel not implemented")
+}
 func (UnimplementedReverseETLServiceServer) CreateSync(context.Context, *CreateSyncRequest) (*CreateSyncResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateSync not implemented")
+}
+func (UnimplementedReverseETLServiceServer) ListSyncs(context.Context, *ListSyncsRequest) (*ListSyncsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSyncs not implemented")
+}
+func (UnimplementedReverseETLServiceServer) GetSync(context.Context, *GetSyncRequest) (*GetSyncResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSync not implemented")
+}
+func (UnimplementedReverseETLServiceServer) UpdateSync(context.Context, *UpdateSyncRequest) (*UpdateSyncResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSync not implemented")
+}
+func (UnimplementedReverseETLServiceServer) DeleteSync(context.Context, *DeleteSyncRequest) (*DeleteSyncResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSync not implemented")
+}
+func (UnimplementedReverseETLServiceServer) ResetSync(context.Context, *ResetSyncRequest) (*ResetSyncResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetSync not implemented")
 }
 func (UnimplementedReverseETLServiceServer) TriggerSyncRun(context.Context, *TriggerSyncRunRequest) (*TriggerSyncRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TriggerSyncRun not implemented")
 }
 func (UnimplementedReverseETLServiceServer) GetSyncRun(context.Context, *GetSyncRunRequest) (*GetSyncRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSyncRun not implemented")
+}
+func (UnimplementedReverseETLServiceServer) ListSyncRuns(context.Context, *ListSyncRunsRequest) (*ListSyncRunsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSyncRuns not implemented")
+}
+func (UnimplementedReverseETLServiceServer) CancelSyncRun(context.Context, *CancelSyncRunRequest) (*CancelSyncRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelSyncRun not implemented")
 }
 func (UnimplementedReverseETLServiceServer) mustEmbedUnimplementedReverseETLServiceServer() {}
 func (UnimplementedReverseETLServiceServer) testEmbeddedByValue()                           {}
@@ -202,6 +372,42 @@ func _ReverseETLService_ListModels_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReverseETLService_GetModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).GetModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_GetModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).GetModel(ctx, req.(*GetModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_PreviewModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PreviewModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).PreviewModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_PreviewModel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).PreviewModel(ctx, req.(*PreviewModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ReverseETLService_CreateSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateSyncRequest)
 	if err := dec(in); err != nil {
@@ -216,6 +422,96 @@ func _ReverseETLService_CreateSync_Handler(srv interface{}, ctx context.Context,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ReverseETLServiceServer).CreateSync(ctx, req.(*CreateSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_ListSyncs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSyncsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).ListSyncs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_ListSyncs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).ListSyncs(ctx, req.(*ListSyncsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_GetSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).GetSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_GetSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).GetSync(ctx, req.(*GetSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_UpdateSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).UpdateSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_UpdateSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).UpdateSync(ctx, req.(*UpdateSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_DeleteSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).DeleteSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_DeleteSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).DeleteSync(ctx, req.(*DeleteSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_ResetSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).ResetSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_ResetSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).ResetSync(ctx, req.(*ResetSyncRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -256,6 +552,42 @@ func _ReverseETLService_GetSyncRun_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ReverseETLService_ListSyncRuns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSyncRunsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).ListSyncRuns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_ListSyncRuns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).ListSyncRuns(ctx, req.(*ListSyncRunsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ReverseETLService_CancelSyncRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelSyncRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReverseETLServiceServer).CancelSyncRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ReverseETLService_CancelSyncRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReverseETLServiceServer).CancelSyncRun(ctx, req.(*CancelSyncRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ReverseETLService_ServiceDesc is the grpc.ServiceDesc for ReverseETLService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -272,8 +604,36 @@ var ReverseETLService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ReverseETLService_ListModels_Handler,
 		},
 		{
+			MethodName: "GetModel",
+			Handler:    _ReverseETLService_GetModel_Handler,
+		},
+		{
+			MethodName: "PreviewModel",
+			Handler:    _ReverseETLService_PreviewModel_Handler,
+		},
+		{
 			MethodName: "CreateSync",
 			Handler:    _ReverseETLService_CreateSync_Handler,
+		},
+		{
+			MethodName: "ListSyncs",
+			Handler:    _ReverseETLService_ListSyncs_Handler,
+		},
+		{
+			MethodName: "GetSync",
+			Handler:    _ReverseETLService_GetSync_Handler,
+		},
+		{
+			MethodName: "UpdateSync",
+			Handler:    _ReverseETLService_UpdateSync_Handler,
+		},
+		{
+			MethodName: "DeleteSync",
+			Handler:    _ReverseETLService_DeleteSync_Handler,
+		},
+		{
+			MethodName: "ResetSync",
+			Handler:    _ReverseETLService_ResetSync_Handler,
 		},
 		{
 			MethodName: "TriggerSyncRun",
@@ -282,6 +642,14 @@ var ReverseETLService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSyncRun",
 			Handler:    _ReverseETLService_GetSyncRun_Handler,
+		},
+		{
+			MethodName: "ListSyncRuns",
+			Handler:    _ReverseETLService_ListSyncRuns_Handler,
+		},
+		{
+			MethodName: "CancelSyncRun",
+			Handler:    _ReverseETLService_CancelSyncRun_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

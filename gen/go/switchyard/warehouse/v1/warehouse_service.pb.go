@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -22,6 +23,414 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// SyncStatus is the outcome of a sync, as in Segment's sync history.
+type SyncStatus int32
+
+const (
+	// SYNC_STATUS_UNSPECIFIED is never returned.
+	SyncStatus_SYNC_STATUS_UNSPECIFIED SyncStatus = 0
+	// SYNC_STATUS_RUNNING is a sync still loading.
+	SyncStatus_SYNC_STATUS_RUNNING SyncStatus = 1
+	// SYNC_STATUS_SUCCESS loaded everything it read.
+	SyncStatus_SYNC_STATUS_SUCCESS SyncStatus = 2
+	// SYNC_STATUS_PARTIAL loaded rows but recorded notices (discarded values or rows).
+	SyncStatus_SYNC_STATUS_PARTIAL SyncStatus = 3
+	// SYNC_STATUS_FAILURE loaded nothing; errors say why and the events wait in the stream.
+	SyncStatus_SYNC_STATUS_FAILURE SyncStatus = 4
+)
+
+// Enum value maps for SyncStatus.
+var (
+	SyncStatus_name = map[int32]string{
+		0: "SYNC_STATUS_UNSPECIFIED",
+		1: "SYNC_STATUS_RUNNING",
+		2: "SYNC_STATUS_SUCCESS",
+		3: "SYNC_STATUS_PARTIAL",
+		4: "SYNC_STATUS_FAILURE",
+	}
+	SyncStatus_value = map[string]int32{
+		"SYNC_STATUS_UNSPECIFIED": 0,
+		"SYNC_STATUS_RUNNING":     1,
+		"SYNC_STATUS_SUCCESS":     2,
+		"SYNC_STATUS_PARTIAL":     3,
+		"SYNC_STATUS_FAILURE":     4,
+	}
+)
+
+func (x SyncStatus) Enum() *SyncStatus {
+	p := new(SyncStatus)
+	*p = x
+	return p
+}
+
+func (x SyncStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SyncStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_enumTypes[0].Descriptor()
+}
+
+func (SyncStatus) Type() protoreflect.EnumType {
+	return &file_switchyard_warehouse_v1_warehouse_service_proto_enumTypes[0]
+}
+
+func (x SyncStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SyncStatus.Descriptor instead.
+func (SyncStatus) EnumDescriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{0}
+}
+
+// Sync is one entry of a warehouse's sync history.
+type Sync struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies the sync.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// warehouse_id is the warehouse.
+	WarehouseId string `protobuf:"bytes,2,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	// trigger is what started it: "continuous", "interval" or "manual".
+	Trigger string `protobuf:"bytes,3,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	// status is the outcome so far.
+	Status SyncStatus `protobuf:"varint,4,opt,name=status,proto3,enum=switchyard.warehouse.v1.SyncStatus" json:"status,omitempty"`
+	// started_at is when the sync started.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// finished_at is when it ended (unset while running).
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// rows_per_table counts the rows written per table ("<schema>.<table>").
+	RowsPerTable map[string]int64 `protobuf:"bytes,7,rep,name=rows_per_table,json=rowsPerTable,proto3" json:"rows_per_table,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// rows is the total of rows_per_table.
+	Rows int64 `protobuf:"varint,8,opt,name=rows,proto3" json:"rows,omitempty"`
+	// events is how many events were read from the stream and acknowledged.
+	Events int64 `protobuf:"varint,9,opt,name=events,proto3" json:"events,omitempty"`
+	// discards counts values and rows recorded in the discards tables.
+	Discards int64 `protobuf:"varint,10,opt,name=discards,proto3" json:"discards,omitempty"`
+	// notices are names and values not loaded as sent (capped).
+	Notices []string `protobuf:"bytes,11,rep,name=notices,proto3" json:"notices,omitempty"`
+	// errors are load failures (capped); the events they concern stay in the stream.
+	Errors []string `protobuf:"bytes,12,rep,name=errors,proto3" json:"errors,omitempty"`
+	// attempts counts load attempts that failed during this sync.
+	FailedAttempts int64 `protobuf:"varint,13,opt,name=failed_attempts,json=failedAttempts,proto3" json:"failed_attempts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Sync) Reset() {
+	*x = Sync{}
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sync) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sync) ProtoMessage() {}
+
+func (x *Sync) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sync.ProtoReflect.Descriptor instead.
+func (*Sync) Descriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Sync) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Sync) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+func (x *Sync) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+func (x *Sync) GetStatus() SyncStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SyncStatus_SYNC_STATUS_UNSPECIFIED
+}
+
+func (x *Sync) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *Sync) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *Sync) GetRowsPerTable() map[string]int64 {
+	if x != nil {
+		return x.RowsPerTable
+	}
+	return nil
+}
+
+func (x *Sync) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *Sync) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *Sync) GetDiscards() int64 {
+	if x != nil {
+		return x.Discards
+	}
+	return 0
+}
+
+func (x *Sync) GetNotices() []string {
+	if x != nil {
+		return x.Notices
+	}
+	return nil
+}
+
+func (x *Sync) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *Sync) GetFailedAttempts() int64 {
+	if x != nil {
+		return x.FailedAttempts
+	}
+	return 0
+}
+
+// ListSyncsRequest names the warehouse.
+type ListSyncsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse.
+	WarehouseId   string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncsRequest) Reset() {
+	*x = ListSyncsRequest{}
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncsRequest) ProtoMessage() {}
+
+func (x *ListSyncsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncsRequest.ProtoReflect.Descriptor instead.
+func (*ListSyncsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListSyncsRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+// ListSyncsResponse is the history, newest first (at most 100 entries).
+type ListSyncsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// syncs are the entries.
+	Syncs         []*Sync `protobuf:"bytes,1,rep,name=syncs,proto3" json:"syncs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncsResponse) Reset() {
+	*x = ListSyncsResponse{}
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncsResponse) ProtoMessage() {}
+
+func (x *ListSyncsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncsResponse.ProtoReflect.Descriptor instead.
+func (*ListSyncsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListSyncsResponse) GetSyncs() []*Sync {
+	if x != nil {
+		return x.Syncs
+	}
+	return nil
+}
+
+// RunSyncRequest names the warehouse.
+type RunSyncRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// warehouse_id is the warehouse.
+	WarehouseId   string `protobuf:"bytes,1,opt,name=warehouse_id,json=warehouseId,proto3" json:"warehouse_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunSyncRequest) Reset() {
+	*x = RunSyncRequest{}
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunSyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunSyncRequest) ProtoMessage() {}
+
+func (x *RunSyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunSyncRequest.ProtoReflect.Descriptor instead.
+func (*RunSyncRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RunSyncRequest) GetWarehouseId() string {
+	if x != nil {
+		return x.WarehouseId
+	}
+	return ""
+}
+
+// RunSyncResponse says what happened.
+type RunSyncResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// schedule is the warehouse's schedule: "continuous" or "interval".
+	Schedule string `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// started is true when a sync was started (interval schedule).
+	Started       bool `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunSyncResponse) Reset() {
+	*x = RunSyncResponse{}
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunSyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunSyncResponse) ProtoMessage() {}
+
+func (x *RunSyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunSyncResponse.ProtoReflect.Descriptor instead.
+func (*RunSyncResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RunSyncResponse) GetSchedule() string {
+	if x != nil {
+		return x.Schedule
+	}
+	return ""
+}
+
+func (x *RunSyncResponse) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
 
 // QueryRequest is one read-only statement.
 type QueryRequest struct {
@@ -38,7 +447,7 @@ type QueryRequest struct {
 
 func (x *QueryRequest) Reset() {
 	*x = QueryRequest{}
-	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[0]
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -50,7 +459,7 @@ func (x *QueryRequest) String() string {
 func (*QueryRequest) ProtoMessage() {}
 
 func (x *QueryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[0]
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -63,7 +472,7 @@ func (x *QueryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRequest.ProtoReflect.Descriptor instead.
 func (*QueryRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{0}
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *QueryRequest) GetWarehouseId() string {
@@ -102,7 +511,7 @@ type QueryResponse struct {
 
 func (x *QueryResponse) Reset() {
 	*x = QueryResponse{}
-	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[1]
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +523,7 @@ func (x *QueryResponse) String() string {
 func (*QueryResponse) ProtoMessage() {}
 
 func (x *QueryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[1]
+	mi := &file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +536,7 @@ func (x *QueryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryResponse.ProtoReflect.Descriptor instead.
 func (*QueryResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{1}
+	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *QueryResponse) GetColumns() []string {
@@ -155,7 +564,36 @@ var File_switchyard_warehouse_v1_warehouse_service_proto protoreflect.FileDescri
 
 const file_switchyard_warehouse_v1_warehouse_service_proto_rawDesc = "" +
 	"\n" +
-	"/switchyard/warehouse/v1/warehouse_service.proto\x12\x17switchyard.warehouse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"^\n" +
+	"/switchyard/warehouse/v1/warehouse_service.proto\x12\x17switchyard.warehouse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x04\n" +
+	"\x04Sync\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fwarehouse_id\x18\x02 \x01(\tR\vwarehouseId\x12\x18\n" +
+	"\atrigger\x18\x03 \x01(\tR\atrigger\x12;\n" +
+	"\x06status\x18\x04 \x01(\x0e2#.switchyard.warehouse.v1.SyncStatusR\x06status\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12U\n" +
+	"\x0erows_per_table\x18\a \x03(\v2/.switchyard.warehouse.v1.Sync.RowsPerTableEntryR\frowsPerTable\x12\x12\n" +
+	"\x04rows\x18\b \x01(\x03R\x04rows\x12\x16\n" +
+	"\x06events\x18\t \x01(\x03R\x06events\x12\x1a\n" +
+	"\bdiscards\x18\n" +
+	" \x01(\x03R\bdiscards\x12\x18\n" +
+	"\anotices\x18\v \x03(\tR\anotices\x12\x16\n" +
+	"\x06errors\x18\f \x03(\tR\x06errors\x12'\n" +
+	"\x0ffailed_attempts\x18\r \x01(\x03R\x0efailedAttempts\x1a?\n" +
+	"\x11RowsPerTableEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"5\n" +
+	"\x10ListSyncsRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\"H\n" +
+	"\x11ListSyncsResponse\x123\n" +
+	"\x05syncs\x18\x01 \x03(\v2\x1d.switchyard.warehouse.v1.SyncR\x05syncs\"3\n" +
+	"\x0eRunSyncRequest\x12!\n" +
+	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\"G\n" +
+	"\x0fRunSyncResponse\x12\x1a\n" +
+	"\bschedule\x18\x01 \x01(\tR\bschedule\x12\x18\n" +
+	"\astarted\x18\x02 \x01(\bR\astarted\"^\n" +
 	"\fQueryRequest\x12!\n" +
 	"\fwarehouse_id\x18\x01 \x01(\tR\vwarehouseId\x12\x10\n" +
 	"\x03sql\x18\x02 \x01(\tR\x03sql\x12\x19\n" +
@@ -163,9 +601,18 @@ const file_switchyard_warehouse_v1_warehouse_service_proto_rawDesc = "" +
 	"\rQueryResponse\x12\x18\n" +
 	"\acolumns\x18\x01 \x03(\tR\acolumns\x12+\n" +
 	"\x04rows\x18\x02 \x03(\v2\x17.google.protobuf.StructR\x04rows\x12\x1c\n" +
-	"\ttruncated\x18\x03 \x01(\bR\ttruncated2\x9f\x01\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated*\x8d\x01\n" +
+	"\n" +
+	"SyncStatus\x12\x1b\n" +
+	"\x17SYNC_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13SYNC_STATUS_RUNNING\x10\x01\x12\x17\n" +
+	"\x13SYNC_STATUS_SUCCESS\x10\x02\x12\x17\n" +
+	"\x13SYNC_STATUS_PARTIAL\x10\x03\x12\x17\n" +
+	"\x13SYNC_STATUS_FAILURE\x10\x042\xc8\x03\n" +
 	"\x10WarehouseService\x12\x8a\x01\n" +
-	"\x05Query\x12%.switchyard.warehouse.v1.QueryRequest\x1a&.switchyard.warehouse.v1.QueryResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/warehouses/{warehouse_id}/queryB\x81\x02\n" +
+	"\x05Query\x12%.switchyard.warehouse.v1.QueryRequest\x1a&.switchyard.warehouse.v1.QueryResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/warehouses/{warehouse_id}/query\x12\x93\x01\n" +
+	"\tListSyncs\x12).switchyard.warehouse.v1.ListSyncsRequest\x1a*.switchyard.warehouse.v1.ListSyncsResponse\"/\x82\xd3\xe4\x93\x02)\x12'/api/v1/warehouses/{warehouse_id}/syncs\x12\x90\x01\n" +
+	"\aRunSync\x12'.switchyard.warehouse.v1.RunSyncRequest\x1a(.switchyard.warehouse.v1.RunSyncResponse\"2\x82\xd3\xe4\x93\x02,:\x01*\"'/api/v1/warehouses/{warehouse_id}/syncsB\x81\x02\n" +
 	"\x1bcom.switchyard.warehouse.v1B\x15WarehouseServiceProtoP\x01ZMgithub.com/switchyardhq/switchyard/gen/go/switchyard/warehouse/v1;warehousev1\xa2\x02\x03SWX\xaa\x02\x17Switchyard.Warehouse.V1\xca\x02\x17Switchyard\\Warehouse\\V1\xe2\x02#Switchyard\\Warehouse\\V1\\GPBMetadata\xea\x02\x19Switchyard::Warehouse::V1b\x06proto3"
 
 var (
@@ -180,21 +627,39 @@ func file_switchyard_warehouse_v1_warehouse_service_proto_rawDescGZIP() []byte {
 	return file_switchyard_warehouse_v1_warehouse_service_proto_rawDescData
 }
 
-var file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_switchyard_warehouse_v1_warehouse_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_switchyard_warehouse_v1_warehouse_service_proto_goTypes = []any{
-	(*QueryRequest)(nil),    // 0: switchyard.warehouse.v1.QueryRequest
-	(*QueryResponse)(nil),   // 1: switchyard.warehouse.v1.QueryResponse
-	(*structpb.Struct)(nil), // 2: google.protobuf.Struct
+	(SyncStatus)(0),               // 0: switchyard.warehouse.v1.SyncStatus
+	(*Sync)(nil),                  // 1: switchyard.warehouse.v1.Sync
+	(*ListSyncsRequest)(nil),      // 2: switchyard.warehouse.v1.ListSyncsRequest
+	(*ListSyncsResponse)(nil),     // 3: switchyard.warehouse.v1.ListSyncsResponse
+	(*RunSyncRequest)(nil),        // 4: switchyard.warehouse.v1.RunSyncRequest
+	(*RunSyncResponse)(nil),       // 5: switchyard.warehouse.v1.RunSyncResponse
+	(*QueryRequest)(nil),          // 6: switchyard.warehouse.v1.QueryRequest
+	(*QueryResponse)(nil),         // 7: switchyard.warehouse.v1.QueryResponse
+	nil,                           // 8: switchyard.warehouse.v1.Sync.RowsPerTableEntry
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
 }
 var file_switchyard_warehouse_v1_warehouse_service_proto_depIdxs = []int32{
-	2, // 0: switchyard.warehouse.v1.QueryResponse.rows:type_name -> google.protobuf.Struct
-	0, // 1: switchyard.warehouse.v1.WarehouseService.Query:input_type -> switchyard.warehouse.v1.QueryRequest
-	1, // 2: switchyard.warehouse.v1.WarehouseService.Query:output_type -> switchyard.warehouse.v1.QueryResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0,  // 0: switchyard.warehouse.v1.Sync.status:type_name -> switchyard.warehouse.v1.SyncStatus
+	9,  // 1: switchyard.warehouse.v1.Sync.started_at:type_name -> google.protobuf.Timestamp
+	9,  // 2: switchyard.warehouse.v1.Sync.finished_at:type_name -> google.protobuf.Timestamp
+	8,  // 3: switchyard.warehouse.v1.Sync.rows_per_table:type_name -> switchyard.warehouse.v1.Sync.RowsPerTableEntry
+	1,  // 4: switchyard.warehouse.v1.ListSyncsResponse.syncs:type_name -> switchyard.warehouse.v1.Sync
+	10, // 5: switchyard.warehouse.v1.QueryResponse.rows:type_name -> google.protobuf.Struct
+	6,  // 6: switchyard.warehouse.v1.WarehouseService.Query:input_type -> switchyard.warehouse.v1.QueryRequest
+	2,  // 7: switchyard.warehouse.v1.WarehouseService.ListSyncs:input_type -> switchyard.warehouse.v1.ListSyncsRequest
+	4,  // 8: switchyard.warehouse.v1.WarehouseService.RunSync:input_type -> switchyard.warehouse.v1.RunSyncRequest
+	7,  // 9: switchyard.warehouse.v1.WarehouseService.Query:output_type -> switchyard.warehouse.v1.QueryResponse
+	3,  // 10: switchyard.warehouse.v1.WarehouseService.ListSyncs:output_type -> switchyard.warehouse.v1.ListSyncsResponse
+	5,  // 11: switchyard.warehouse.v1.WarehouseService.RunSync:output_type -> switchyard.warehouse.v1.RunSyncResponse
+	9,  // [9:12] is the sub-list for method output_type
+	6,  // [6:9] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_warehouse_v1_warehouse_service_proto_init() }
@@ -207,13 +672,14 @@ func file_switchyard_warehouse_v1_warehouse_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_warehouse_v1_warehouse_service_proto_rawDesc), len(file_switchyard_warehouse_v1_warehouse_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_switchyard_warehouse_v1_warehouse_service_proto_goTypes,
 		DependencyIndexes: file_switchyard_warehouse_v1_warehouse_service_proto_depIdxs,
+		EnumInfos:         file_switchyard_warehouse_v1_warehouse_service_proto_enumTypes,
 		MessageInfos:      file_switchyard_warehouse_v1_warehouse_service_proto_msgTypes,
 	}.Build()
 	File_switchyard_warehouse_v1_warehouse_service_proto = out.File

@@ -19,7 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WarehouseService_Query_FullMethodName = "/switchyard.warehouse.v1.WarehouseService/Query"
+	WarehouseService_Query_FullMethodName     = "/switchyard.warehouse.v1.WarehouseService/Query"
+	WarehouseService_ListSyncs_FullMethodName = "/switchyard.warehouse.v1.WarehouseService/ListSyncs"
+	WarehouseService_RunSync_FullMethodName   = "/switchyard.warehouse.v1.WarehouseService/RunSync"
 )
 
 // WarehouseServiceClient is the client API for WarehouseService service.
@@ -32,6 +34,14 @@ type WarehouseServiceClient interface {
 	// Query runs one read-only SQL statement against a warehouse and returns
 	// its rows; statements that would write are refused.
 	Query(ctx context.Context, in *QueryRequest, opts ...grpc.CallOption) (*QueryResponse, error)
+	// ListSyncs returns a warehouse's sync history, newest first: when each
+	// sync started and ended, its status, rows per table, notices and errors
+	// (for example why loading is waiting). The console and scripts call it.
+	ListSyncs(ctx context.Context, in *ListSyncsRequest, opts ...grpc.CallOption) (*ListSyncsResponse, error)
+	// RunSync ("sync now") starts a sync of a warehouse on an interval
+	// schedule at once instead of at its next tick; on a continuous schedule
+	// loading never stops, so it only confirms. Called by the console.
+	RunSync(ctx context.Context, in *RunSyncRequest, opts ...grpc.CallOption) (*RunSyncResponse, error)
 }
 
 type warehouseServiceClient struct {
@@ -52,6 +62,26 @@ func (c *warehouseServiceClient) Query(ctx context.Context, in *QueryRequest, op
 	return out, nil
 }
 
+func (c *warehouseServiceClient) ListSyncs(ctx context.Context, in *ListSyncsRequest, opts ...grpc.CallOption) (*ListSyncsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSyncsResponse)
+	err := c.cc.Invoke(ctx, WarehouseService_ListSyncs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *warehouseServiceClient) RunSync(ctx context.Context, in *RunSyncRequest, opts ...grpc.CallOption) (*RunSyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunSyncResponse)
+	err := c.cc.Invoke(ctx, WarehouseService_RunSync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WarehouseServiceServer is the server API for WarehouseService service.
 // All implementations must embed UnimplementedWarehouseServiceServer
 // for forward compatibility.
@@ -62,6 +92,14 @@ type WarehouseServiceServer interface {
 	// Query runs one read-only SQL statement against a warehouse and returns
 	// its rows; statements that would write are refused.
 	Query(context.Context, *QueryRequest) (*QueryResponse, error)
+	// ListSyncs returns a warehouse's sync history, newest first: when each
+	// sync started and ended, its status, rows per table, notices and errors
+	// (for example why loading is waiting). The console and scripts call it.
+	ListSyncs(context.Context, *ListSyncsRequest) (*ListSyncsResponse, error)
+	// RunSync ("sync now") starts a sync of a warehouse on an interval
+	// schedule at once instead of at its next tick; on a continuous schedule
+	// loading never stops, so it only confirms. Called by the console.
+	RunSync(context.Context, *RunSyncRequest) (*RunSyncResponse, error)
 	mustEmbedUnimplementedWarehouseServiceServer()
 }
 
@@ -74,6 +112,12 @@ type UnimplementedWarehouseServiceServer struct{}
 
 func (UnimplementedWarehouseServiceServer) Query(context.Context, *QueryRequest) (*QueryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Query not implemented")
+}
+func (UnimplementedWarehouseServiceServer) ListSyncs(context.Context, *ListSyncsRequest) (*ListSyncsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSyncs not implemented")
+}
+func (UnimplementedWarehouseServiceServer) RunSync(context.Context, *RunSyncRequest) (*RunSyncResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunSync not implemented")
 }
 func (UnimplementedWarehouseServiceServer) mustEmbedUnimplementedWarehouseServiceServer() {}
 func (UnimplementedWarehouseServiceServer) testEmbeddedByValue()                          {}
@@ -114,6 +158,42 @@ func _WarehouseService_Query_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WarehouseService_ListSyncs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSyncsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WarehouseServiceServer).ListSyncs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WarehouseService_ListSyncs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WarehouseServiceServer).ListSyncs(ctx, req.(*ListSyncsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WarehouseService_RunSync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunSyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WarehouseServiceServer).RunSync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WarehouseService_RunSync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WarehouseServiceServer).RunSync(ctx, req.(*RunSyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WarehouseService_ServiceDesc is the grpc.ServiceDesc for WarehouseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -124,6 +204,14 @@ var WarehouseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Query",
 			Handler:    _WarehouseService_Query_Handler,
+		},
+		{
+			MethodName: "ListSyncs",
+			Handler:    _WarehouseService_ListSyncs_Handler,
+		},
+		{
+			MethodName: "RunSync",
+			Handler:    _WarehouseService_RunSync_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,121 @@
+package sqlengine
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Column is a named column of a portable kind.
+type Column struct {
+	Name string
+	Kind ColumnKind
+}
+
+// stageName is the temporary table bulk rows land in before the merge. It is created and dropped
+// inside the caller's transaction, on the caller's connection (temporary tables are per session).
+// The name carries a hash of the column definitions because pgx caches the description of the
+// table COPY writes to by name: a table of another shape must have another name.
+func stageName(defs []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(defs, ",")))
+	return "sy_stage_" + hex.EncodeToString(sum[:8])
+}
+
+// MergeInsert writes rows (values in cols order; nil is NULL) into schema.table through the
+// engine's bulk path and merges them on key: rows whose key already exists in the table are
+// skipped, so reloading a batch adds nothing. PostgreSQL: COPY into a temporary staging table, then
+// INSERT … SELECT … ON CONFLICT DO NOTHING. DuckDB: its appender into a temporary staging table, then
+// the same INSERT. conn must be inside tx (both from the caller), which commits or rolls back.
+// Rows must hold distinct keys. It returns how many rows were new.
+func MergeInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table string, key []string, cols []Column, rows [][]any) (int64, error) {
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	defs := make([]string, len(cols))
+	names := make([]string, len(cols))
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+		quoted[i] = d.QuoteIdent(c.Name)
+		defs[i] = quoted[i] + " " + d.ColumnType(c.Kind)
+	}
+	stageTable := stageName(defs)
+	var create string
+	switch d.Name() {
+	case "postgres":
+		create = fmt.Sprintf("CREATE TEMPORARY TABLE %s (%s) ON COMMIT DROP", stageTable, strings.Join(defs, ", "))
+	default:
+		create = fmt.Sprintf("CREATE OR REPLACE TEMPORARY TABLE %s (%s)", stageTable, strings.Join(defs, ", "))
+	}
+	if _, err := tx.ExecContext(ctx, create); err != nil {
+		return 0, fmt.Errorf("create staging table for %s.%s: %w", schema, table, err)
+	}
+	err := conn.Raw(func(dc any) error {
+		switch c := dc.(type) {
+		case *stdlib.Conn:
+			_, err := c.Conn().CopyFrom(ctx, pgx.Identifier{stageTable}, names, pgx.CopyFromRows(rows))
+			return err
+		case driver.Conn:
+			if d.Name() != "duckdb" {
+				return fmt.Errorf("no bulk path for %s", d.Name())
+			}
+			return appendDuck(c, stageTable, rows)
+		default:
+			return fmt.Errorf("no bulk path for driver connection %T", dc)
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bulk write %s.%s: %w", schema, table, err)
+	}
+	col := strings.Join(quoted, ", ")
+	merge := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) DO NOTHING",
+		QualifiedName(d, schema, table), col, col, stageTable, quoteAll(d, key))
+	res, err := tx.ExecContext(ctx, merge)
+	if err != nil {
+		return 0, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
+	}
+	n, _ := res.RowsAffected()
+	// Dropped now so the next table of the same transaction can stage with other columns.
+	if _, err := tx.ExecContext(ctx, "DROP TABLE "+stageTable); err != nil {
+		return 0, fmt.Errorf("drop staging table: %w", err)
+	}
+	return n, nil
+}
+
+// appendDuck appends rows to the DuckDB staging table with the appender.
+func appendDuck(c driver.Conn, stageTable string, rows [][]any) (err error) {
+	a, err := duckdb.NewAppender(c, "temp", "main", stageTable)
+	if err != nil {
+		return fmt.Errorf("open appender: %w", err)
+	}
+	defer func() { err = errors.Join(err, a.Close()) }()
+	vals := make([]driver.Value, 0, len(rows[0]))
+	for _, r := range rows {
+		vals = vals[:0]
+		for _, v := range r {
+			vals = append(vals, v)
+		}
+		if err := a.AppendRow(vals...); err != nil {
+			return fmt.Errorf("append row: %w", err)
+		}
+	}
+	return nil
+}
+
+// quoteAll quotes names and joins them with commas.
+func quoteAll(d Dialect, names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = d.QuoteIdent(n)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,280 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
+	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
+	"github.com/switchyardhq/switchyard/services/internal/platform/streams"
+	"github.com/switchyardhq/switchyard/services/internal/platform/testenv"
+	"github.com/switchyardhq/switchyard/services/warehouse/internal/history"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+const (
+	testWorkspace = "ws1"
+	testSource    = "src1"
+)
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached after %v; last state: %s", what, timeout, last)
+		}
+		tm := time.NewTimer(50 * time.Millisecond)
+		<-tm.C
+	}
+}
+
+type env struct {
+	t   *testing.T
+	ctx context.Context
+	js  natsjs.JetStream
+	mgr *Manager
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	mgr := New(conn.JS, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); mgr.Wait() })
+	e := &env{t: t, js: conn.JS, mgr: mgr}
+	e.ctx = ctx
+	return e
+}
+
+func (e *env) start(wh *catalogv1.Warehouse) {
+	e.mgr.Reconcile(e.ctx, []*catalogv1.ConfigSnapshot{{
+		Workspace:  &catalogv1.Workspace{Id: testWorkspace},
+		Sources:    []*catalogv1.Source{{Id: testSource, Slug: "web-app"}},
+		Warehouses: []*catalogv1.Warehouse{wh},
+	}})
+}
+
+func (e *env) publish(ids ...string) {
+	e.t.Helper()
+	for _, id := range ids {
+		body := fmt.Sprintf(`{"type":"track","messageId":%q,"userId":"u1","event":"Order Completed","receivedAt":"2024-05-01T10:00:00Z","properties":{"total":1}}`, id)
+		if _, err := jetstream.Publish(e.t.Context(), e.js, streams.EventsSubject(testWorkspace, testSource), []byte(body),
+			jetstream.Headers{MsgID: id, Workspace: testWorkspace, Source: testSource, EventType: "track"}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) count(whID, table string) (int64, error) {
+	eng, err := e.mgr.Engine(whID)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = eng.DB().QueryRowContext(e.t.Context(), "SELECT count(*) FROM web_app."+table).Scan(&n)
+	return n, err
+}
+
+func warehouse(id string, typ catalogv1.WarehouseType, settings map[string]any) *catalogv1.Warehouse {
+	st, err := structpb.NewStruct(settings)
+	if err != nil {
+		panic(err)
+	}
+	return &catalogv1.Warehouse{Id: id, WorkspaceId: testWorkspace, Type: typ, Settings: st, SourceIds: []string{testSource}, Enabled: true}
+}
+
+// proxy forwards TCP connections to target until it is stopped; while stopped it refuses them
+// (the port is closed) and cuts the open ones, like a warehouse that went down.
+type proxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), target: target}
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
+			go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+func TestContinuousLoadsOnBothEnginesWithHistory(t *testing.T) {
+	t.Parallel()
+	engines := map[string]*catalogv1.Warehouse{
+		"duckdb":   warehouse("wh-duck", catalogv1.WarehouseType_WAREHOUSE_TYPE_DUCKDB, map[string]any{"path": filepath.Join(t.TempDir(), "w.duckdb"), "batch_wait_ms": 50}),
+		"postgres": warehouse("wh-pg", catalogv1.WarehouseType_WAREHOUSE_TYPE_POSTGRES, map[string]any{"dsn": testenv.Postgres(t), "batch_size": 3}),
+	}
+	for name, wh := range engines {
+		t.Run(name+" loads every event once and records the sync", func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			e.start(wh)
+			e.publish("m1", "m2", "m3", "m4", "m5", "m1")
+			eventually(t, 20*time.Second, "5 rows", func() (bool, string) {
+				n, err := e.count(wh.GetId(), "order_completed")
+				return err == nil && n == 5, fmt.Sprint(n, err)
+			})
+			eventually(t, 10*time.Second, "history entry", func() (bool, string) {
+				syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+				var rows, events int64
+				for _, s := range syncs {
+					rows += s.RowsPerTable["web_app.order_completed"]
+					events += s.Events
+					if s.Trigger != history.TriggerContinuous || s.Status == history.StatusFailure {
+						return false, fmt.Sprintf("%+v", s)
+					}
+				}
+				return rows == 5 && events == 5, fmt.Sprintf("%+v", syncs)
+			})
+		})
+	}
+}
+
+func TestPostgresDownBacklogWaitsAndLoadsAfterRecovery(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	u.Host = p.addr
+	wh := warehouse("wh-down", catalogv1.WarehouseType_WAREHOUSE_TYPE_POSTGRES, map[string]any{"dsn": u.String(), "batch_wait_ms": 50})
+	e := newEnv(t)
+	e.start(wh)
+	e.publish("a1", "a2")
+	eventually(t, 20*time.Second, "first rows", func() (bool, string) {
+		n, err := e.count(wh.GetId(), "order_completed")
+		return err == nil && n == 2, fmt.Sprint(n, err)
+	})
+
+	p.down()
+	e.publish("b1", "b2", "b3")
+	eventually(t, 20*time.Second, "the failure in the history", func() (bool, string) {
+		syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+		if len(syncs) == 0 || syncs[0].FailedAttempts == 0 {
+			return false, fmt.Sprintf("%+v", syncs)
+		}
+		return strings.Contains(syncs[0].Errors[0], "load failed, events wait in the stream and are retried"), syncs[0].Errors[0]
+	})
+
+	p.up(t)
+	eventually(t, 40*time.Second, "backlog loaded after recovery", func() (bool, string) {
+		n, err := e.count(wh.GetId(), "order_completed")
+		return err == nil && n == 5, fmt.Sprint(n, err)
+	})
+	eventually(t, 10*time.Second, "recovery notice", func() (bool, string) {
+		syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+		for _, s := range syncs {
+			for _, n := range s.Notices {
+				if strings.HasPrefix(n, "loaded the events that waited in the stream while the warehouse failed") && s.Status == history.StatusPartial && s.Events > 0 {
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprintf("%+v", syncs)
+	})
+	if n, _ := e.count(wh.GetId(), "tracks"); n != 5 {
+		t.Fatalf("tracks has %d rows, want 5", n)
+	}
+}
+
+func TestIntervalScheduleWaitsForSyncNow(t *testing.T) {
+	t.Parallel()
+	wh := warehouse("wh-int", catalogv1.WarehouseType_WAREHOUSE_TYPE_DUCKDB, map[string]any{
+		"path": filepath.Join(t.TempDir(), "w.duckdb"), "schedule": "interval", "interval_seconds": 3600, "batch_wait_ms": 50,
+	})
+	e := newEnv(t)
+	e.start(wh)
+	eventually(t, 10*time.Second, "the start-up sync finished", func() (bool, string) {
+		syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+		return len(syncs) == 1 && syncs[0].Status == history.StatusSuccess && syncs[0].Trigger == history.TriggerInterval, fmt.Sprintf("%+v", syncs)
+	})
+	e.publish("i1", "i2")
+	if _, err := e.count(wh.GetId(), "order_completed"); err == nil {
+		t.Fatal("events loaded before the next interval or sync now")
+	}
+	schedule, started, err := e.mgr.SyncNow(wh.GetId())
+	if err != nil || schedule != ScheduleInterval || !started {
+		t.Fatalf("SyncNow = %q, %v, %v", schedule, started, err)
+	}
+	eventually(t, 10*time.Second, "manual sync loaded the rows", func() (bool, string) {
+		syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+		if len(syncs) != 2 || syncs[0].Status != history.StatusSuccess {
+			return false, fmt.Sprintf("%+v", syncs)
+		}
+		return syncs[0].Trigger == history.TriggerManual && syncs[0].RowsPerTable["web_app.order_completed"] == 2 && !syncs[0].FinishedAt.IsZero(), fmt.Sprintf("%+v", syncs[0])
+	})
+}
