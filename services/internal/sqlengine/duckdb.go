@@ -3,6 +3,7 @@ package sqlengine
 import (
 	"database/sql"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"sync"
 
@@ -33,6 +34,21 @@ type duckEngine struct {
 	err     error
 }
 
+// DuckDBSettings are the configuration every embedded DuckDB instance opens
+// with. The instance holds customer data and answers the query API, so it
+// is locked down: no access to files other than its own database, no
+// network, no extension downloads, and the configuration cannot be changed
+// later by SQL (lock_configuration). memory_limit bounds what one query may
+// take from the process (DuckDB spills to disk beyond it where it can).
+var DuckDBSettings = url.Values{
+	"enable_external_access":       {"false"},
+	"autoinstall_known_extensions": {"false"},
+	"autoload_known_extensions":    {"false"},
+	"allow_community_extensions":   {"false"},
+	"memory_limit":                 {"2GB"},
+	"lock_configuration":           {"true"},
+}
+
 // OpenDuckDB opens the DuckDB database file at path, creating it if needed. Calls for the same file
 // (by absolute path) within one process share one instance; each returned Engine must be closed, and
 // the instance closes with the last one.
@@ -47,7 +63,7 @@ func OpenDuckDB(path string) (Engine, error) {
 		s.refs++
 		return &duckEngine{path: abs, db: s.db, catalog: s.catalog}, nil
 	}
-	db, err := sql.Open("duckdb", abs)
+	db, err := sql.Open("duckdb", abs+"?"+DuckDBSettings.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb %q: %w", abs, err)
 	}

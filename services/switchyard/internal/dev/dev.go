@@ -61,6 +61,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	// One process per data dir: a second embedded NATS server on the same
+	// store would rewrite it and lose acknowledged events.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	r := app.NewRunner(logger)
 	// Everything acquired below is released by the runner's stops, or by
 	// this cleanup when start-up fails before the runner runs.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"log/slog"
 
 	warehousev1 "github.com/switchyardhq/switchyard/gen/go/switchyard/warehouse/v1"
@@ -24,6 +25,10 @@ const (
 	DefaultMaxRows = 1000
 	MaxMaxRows     = 10000
 )
+
+// QueryTimeout bounds one query of the query API; the engine interrupts
+// the statement when it passes.
+var QueryTimeout = 30 * time.Second
 
 // Server implements warehousev1.WarehouseServiceServer.
 type Server struct {
@@ -115,10 +120,16 @@ func (s *Server) Query(ctx context.Context, req *warehousev1.QueryRequest) (*war
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, "WAREHOUSE_UNAVAILABLE", err.Error(), nil)
 	}
-	cols, rows, err := sqlengine.QueryReadOnly(ctx, eng, req.GetSql(), maxRows+1)
+	qctx, cancel := context.WithTimeout(ctx, QueryTimeout)
+	defer cancel()
+	cols, rows, err := sqlengine.QueryReadOnly(qctx, eng, req.GetSql(), maxRows+1)
 	if err != nil {
 		if errors.Is(err, sqlengine.ErrNotReadOnly) {
 			return nil, status.InvalidField("WAREHOUSE_QUERY_NOT_READ_ONLY", "sql", err.Error())
+		}
+		if ctx.Err() == nil && qctx.Err() != nil {
+			return nil, status.Error(codes.DeadlineExceeded, "WAREHOUSE_QUERY_TIMEOUT",
+				fmt.Sprintf("the query ran longer than %s and was cancelled", QueryTimeout), nil)
 		}
 		if ctx.Err() == nil {
 			// Any other database error is the statement's fault (syntax,
