@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 func TestNew(t *testing.T) {
@@ -54,5 +56,32 @@ func TestNew(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTraceIDsOnLogLines(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	logger, err := New(&buf, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34a4ea0f0b3a1c2d3e4f5")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	logger.With("service", "ingest").InfoContext(ctx, "stored")
+	logger.Info("no request")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines: %q", len(lines), buf.String())
+	}
+	var first, second map[string]any
+	_ = json.Unmarshal([]byte(lines[0]), &first)
+	_ = json.Unmarshal([]byte(lines[1]), &second)
+	if first["trace_id"] != tid.String() || first["span_id"] != sid.String() || first["service"] != "ingest" {
+		t.Errorf("line with a span context = %v, want trace_id, span_id and service", first)
+	}
+	if _, ok := second["trace_id"]; ok {
+		t.Errorf("line without a span context has a trace_id: %v", second)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -29,9 +31,19 @@ type Options struct {
 	// ServiceName is the service.name resource attribute.
 	ServiceName string
 	// OTLPEndpoint is the OTLP gRPC collector (host:port, or a URL such as
-	// http://collector:4317); "" exports no spans. The connection is
-	// insecure and lazy: Setup does not reach the network.
+	// http://collector:4317); "" exports no spans unless FromEnv finds an
+	// endpoint. The connection is insecure and lazy: Setup does not reach
+	// the network.
 	OTLPEndpoint string
+	// FromEnv configures the span export from the standard OpenTelemetry
+	// environment variables when OTLPEndpoint is empty: spans are exported
+	// when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+	// is set and OTEL_TRACES_EXPORTER is not "none", over gRPC or, with
+	// OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, over HTTP; the exporter
+	// reads the endpoint, headers, TLS and timeout variables itself.
+	FromEnv bool
+	// Getenv reads the environment (nil: os.Getenv).
+	Getenv func(string) string
 	// SpanExporter, when set, receives every span synchronously as it ends
 	// (e.g. tracetest.InMemoryExporter, so tests can assert spans). It is
 	// used in addition to OTLPEndpoint.
@@ -49,7 +61,8 @@ type Telemetry struct {
 	Registry *prometheus.Registry
 }
 
-// Setup installs the global tracer provider (always-on sampler), the
+// Setup installs the global tracer provider (sampler from
+// OTEL_TRACES_SAMPLER, default parent-based always-on), the
 // global TraceContext+Baggage propagator and the global meter provider.
 // Call Shutdown on exit to flush spans.
 func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
@@ -65,9 +78,21 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+	// No WithSampler: the SDK then honours OTEL_TRACES_SAMPLER and
+	// OTEL_TRACES_SAMPLER_ARG, defaulting to parentbased_always_on.
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if opts.OTLPEndpoint == "" && opts.FromEnv {
+		exp, err := exporterFromEnv(ctx, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if exp != nil {
+			tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
+		}
 	}
 	if opts.OTLPEndpoint != "" {
 		endpoint := otlptracegrpc.WithEndpoint(opts.OTLPEndpoint)
@@ -103,6 +128,36 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	otel.SetMeterProvider(mp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return &Telemetry{TracerProvider: tp, MeterProvider: mp, Registry: reg}, nil
+}
+
+// exporterFromEnv builds the OTLP span exporter the standard environment
+// variables ask for, or nil when they ask for none.
+func exporterFromEnv(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	if strings.EqualFold(getenv("OTEL_TRACES_EXPORTER"), "none") {
+		return nil, nil
+	}
+	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil, nil
+	}
+	protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	switch protocol {
+	case "", "grpc":
+		exp, err := otlptracegrpc.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP/gRPC exporter: %w", err)
+		}
+		return exp, nil
+	case "http/protobuf":
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("telemetry: OTLP/HTTP exporter: %w", err)
+		}
+		return exp, nil
+	}
+	return nil, fmt.Errorf("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL %q is not supported (use grpc or http/protobuf)", protocol)
 }
 
 // MetricsHandler serves the registry in the Prometheus text format.

@@ -15,6 +15,7 @@ import (
 
 	ingestapp "github.com/switchyardhq/switchyard/services/ingest/app"
 	"github.com/switchyardhq/switchyard/services/internal/platform/config"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // Config is the dev-mode configuration.
@@ -31,8 +32,9 @@ type Config struct {
 	WriteKey   string
 	LogLevel   string
 	LogFormat  string
-	// OTLPEndpoint exports traces over OTLP/gRPC when set.
-	OTLPEndpoint    string
+	// SpanExporter, when set, receives every span (tests); the OTLP export
+	// itself is configured by the standard OTEL_* environment variables.
+	SpanExporter    sdktrace.SpanExporter
 	ShutdownTimeout time.Duration
 	// Ingest holds the Tracking API settings (--public-url,
 	// --trusted-proxies, --dedupe-window, --rate-limit, --geoip-db,
@@ -103,7 +105,6 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	}
 	c.AdminToken = getenv("SWITCHYARD_ADMIN_TOKEN")
 	c.WriteKey = getenv("SWITCHYARD_DEV_WRITE_KEY")
-	c.OTLPEndpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	c.SMTPPassword = getenv("SWITCHYARD_SMTP_PASSWORD")
 	return c, c.Validate()
 }

@@ -81,7 +81,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}()
 
-	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "switchyard", OTLPEndpoint: cfg.OTLPEndpoint})
+	// Spans are exported as the standard OTEL_* environment variables say
+	// (off when none is set); cfg.SpanExporter is the tests' hook.
+	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "switchyard", FromEnv: true, SpanExporter: cfg.SpanExporter})
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
@@ -112,6 +114,10 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	r.Add("nats-conn", nil, conn.Close)
 	if err := streams.Ensure(ctx, conn.JS, streams.DefaultOptions); err != nil {
 		return err
+	}
+	if _, err := jetstream.RegisterConsumerMetrics(tel.MeterProvider.Meter("switchyard"), conn.JS,
+		streams.Events, streams.DLQ, streams.RETL, streams.Replay); err != nil {
+		return fmt.Errorf("consumer metrics: %w", err)
 	}
 
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
