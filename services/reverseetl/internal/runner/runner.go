@@ -241,15 +241,22 @@ type progress struct {
 
 func (r *Runner) execute(ctx context.Context, s *reverseetlv1.Sync, m *reverseetlv1.Model, run *reverseetlv1.SyncRun) {
 	logger := r.logger.With("sync", s.GetId(), "run", run.GetId())
+	ctx, span := startRunSpan(ctx, s, run)
+	defer span.End()
 	// Store updates must land even when the run is cancelled.
 	bg := context.WithoutCancel(ctx)
 	finish := func(mut func(*reverseetlv1.SyncRun)) {
+		var final *reverseetlv1.SyncRun
 		if _, err := r.store.UpdateRun(bg, s.GetId(), run.GetId(), func(v *reverseetlv1.SyncRun) error {
 			mut(v)
 			v.FinishedAt = timestamppb.New(r.Now())
+			final = v
 			return nil
 		}); err != nil {
-			logger.Error("reverse etl: store run result", "err", err)
+			logger.ErrorContext(ctx, "reverse etl: store run result", "err", err)
+		}
+		if final != nil {
+			endRun(bg, span, s, final)
 		}
 	}
 	fail := func(code string, err error) {

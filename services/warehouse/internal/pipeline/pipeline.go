@@ -55,8 +55,9 @@ var ErrUnknownWarehouse = errors.New("warehouse is not running")
 
 // Manager keeps one loader per enabled warehouse.
 type Manager struct {
-	js     natsjs.JetStream
-	logger *slog.Logger
+	js      natsjs.JetStream
+	logger  *slog.Logger
+	metrics instruments
 
 	storeOnce sync.Once
 	store     history.Store
@@ -80,7 +81,7 @@ type worker struct {
 
 // New returns a manager.
 func New(js natsjs.JetStream, logger *slog.Logger) *Manager {
-	return &Manager{js: js, logger: logger, workers: map[string]*worker{}}
+	return &Manager{js: js, logger: logger, metrics: newInstruments(), workers: map[string]*worker{}}
 }
 
 // Open returns the engine of a warehouse, so the query API and the loader share one instance
@@ -485,7 +486,10 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 		wait := time.Second
 		for {
 			start := time.Now()
-			res, err := ld.Load(context.WithoutCancel(ctx), schemaName, evs)
+			lctx, span := startLoadSpan(context.WithoutCancel(ctx), w.wh.GetId(), schemaName, groups[schemaName])
+			res, err := ld.Load(lctx, schemaName, evs)
+			m.metrics.recordLoad(lctx, span, w.wh.GetId(), schemaName, groups[schemaName], err)
+			span.End()
 			if err == nil {
 				rows := make(map[string]int64, len(res.Rows))
 				for t, n := range res.Rows {
@@ -498,7 +502,7 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 				}
 				break
 			}
-			logger.Error("warehouse load failed; holding the batch and retrying", "schema", schemaName, "events", len(evs), "retry_in", wait, "err", err)
+			logger.ErrorContext(lctx, "warehouse load failed; holding the batch and retrying", "schema", schemaName, "events", len(evs), "retry_in", wait, "err", err)
 			w.history.Failed(err)
 			if !sleep(ctx, wait) {
 				nakAll(groups[schemaName])
