@@ -210,7 +210,7 @@ func handleOne(ctx context.Context, tracer trace.Tracer, msg natsjs.Msg, handle 
 			attribute.String("messaging.destination.name", msg.Subject()),
 			attribute.String("messaging.message.id", HeadersOf(msg).MsgID),
 			attribute.Int64("messaging.nats.num_delivered", int64(numDelivered)),
-		))
+		), trace.WithAttributes(HeadersOf(msg).attributes()...))
 	defer span.End()
 
 	if err := handle(mctx, msg); err != nil {

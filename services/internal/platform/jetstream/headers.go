@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -104,4 +105,21 @@ func ExtractContext(ctx context.Context, msg natsjs.Msg) context.Context {
 		return ctx
 	}
 	return otel.GetTextMapPropagator().Extract(ctx, HeaderCarrier(h))
+}
+
+// attributes names the message's workspace, source and event type on a
+// span (never its payload).
+func (h Headers) attributes() []attribute.KeyValue {
+	var out []attribute.KeyValue
+	for k, v := range map[string]string{
+		"switchyard.workspace.id": h.Workspace,
+		"switchyard.source.id":    h.Source,
+		"switchyard.event.type":   h.EventType,
+		"switchyard.message.id":   h.MsgID,
+	} {
+		if v != "" {
+			out = append(out, attribute.String(k, v))
+		}
+	}
+	return out
 }

@@ -41,7 +41,7 @@ func Publish(ctx context.Context, js natsjs.JetStream, subject string, data []by
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", subject),
 			attribute.String("messaging.message.id", h.MsgID),
-		))
+		), trace.WithAttributes(h.attributes()...))
 	defer span.End()
 	ack, err := js.PublishMsg(ctx, NewMsg(ctx, subject, data, h))
 	if err != nil {
