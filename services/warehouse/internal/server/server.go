@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 	"log/slog"
+	"time"
 
 	warehousev1 "github.com/switchyardhq/switchyard/gen/go/switchyard/warehouse/v1"
 	"github.com/switchyardhq/switchyard/services/internal/platform/auth"
