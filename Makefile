@@ -31,6 +31,7 @@ test-deps: ## Install what the tests need: Go modules and the npm packages of th
 	go mod download
 	for m in $(MODULES); do (cd $$m && go mod download); done
 	npm ci --prefix services/e2e/sdk --no-audit --no-fund --loglevel=error
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 .PHONY: test
 test: test-deps ## Run every module's tests, the end-to-end ones included.

@@ -94,10 +94,15 @@ func Specs(snaps []*catalogv1.ConfigSnapshot, own func(id string) store.Config) 
 	return want, exists
 }
 
-// setup creates Delivery's streams and bucket, retrying until ctx is done.
+// setup creates Delivery's streams (DLQ, REPLAY, and RETL if missing) and bucket, retrying until ctx is done.
 func (s *Service) setup(ctx context.Context) (*store.Store, error) {
 	for {
 		err := streams.EnsureDelivery(ctx, s.p.JS, s.p.Streams)
+		if err == nil {
+			// Reverse ETL creates RETL too; whichever starts first makes it,
+			// so each destination's record consumer can start at once.
+			err = streams.EnsureRETL(ctx, s.p.JS, s.p.Streams)
+		}
 		var st *store.Store
 		if err == nil {
 			st, err = store.Open(ctx, s.p.JS, s.p.Streams.Replicas)

@@ -48,46 +48,76 @@ var sourceCatalog = []*catalogv1.IntegrationMetadata{
 	meta("android", "Android", "analytics-kotlin in Android apps.", []string{"Mobile"}),
 }
 
+// withChoices makes o a select out of choices.
+func withChoices(o *catalogv1.IntegrationOption, choices ...string) *catalogv1.IntegrationOption {
+	o.Choices = choices
+	return o
+}
+
+// orderByUserID is the setting every destination type has: Delivery's
+// ordered delivery per userId.
+func orderByUserID() *catalogv1.IntegrationOption {
+	return withDefault(opt("orderByUserId", settingBool, false, false, "Deliver the events of one userId in order; while one user's event waits for a retry, other users' events keep flowing."), false)
+}
+
 // destinationCatalog is the integration catalog's destination types with
-// their settings schemas. Delivery implements the types; this is what a
-// destination's settings are validated against when it is saved.
+// their settings schemas. Delivery implements the types
+// (services/delivery/internal/destinations/<name>); this is what a
+// destination's settings are validated against when it is saved. The two
+// must agree exactly: TestDestinationCatalogMatchesDelivery compares this
+// list with testdata/delivery_destination_types.json, which Delivery's
+// TestCatalogFixtureIsCurrent keeps equal to Delivery's registry.
 var destinationCatalog = []*catalogv1.IntegrationMetadata{
 	meta("webhook", "Webhook", "POST every event as JSON to an HTTP endpoint.", []string{"Raw Data"},
 		opt("url", settingURL, true, false, "Endpoint that receives the events."),
 		opt("headers", settingMap, false, true, "Extra request headers, e.g. an Authorization header."),
-		opt("sharedSecret", settingString, false, true, "Signs each body with HMAC-SHA256 in the X-Signature header."),
-		withDefault(opt("method", settingSelect, false, false, "HTTP method."), "POST"),
-		withDefault(opt("batchSize", settingNumber, false, false, "Events per request (1: no batching)."), 1),
+		opt("sharedSecret", settingString, false, true, "Signs each body with an HMAC in the signature header."),
+		withDefault(opt("signatureHeader", settingString, false, false, "Header that carries the signature."), "X-Signature"),
+		withDefault(withChoices(opt("signatureAlgorithm", settingSelect, false, false, "HMAC hash: sha1 (Segment's webhooks) or sha256."), "sha1", "sha256"), "sha1"),
+		withDefault(withChoices(opt("method", settingSelect, false, false, "HTTP method."), "POST", "PUT", "PATCH"), "POST"),
+		withDefault(opt("batchSize", settingNumber, false, false, "Events per request (1: no batching; up to 1000, sent as a JSON array)."), 1),
+		orderByUserID(),
 	),
 	meta("slack", "Slack", "Post a message per event to a Slack incoming webhook.", []string{"Messaging"},
 		opt("webhookUrl", settingURL, true, true, "The Slack incoming webhook URL."),
-		opt("channel", settingString, false, false, "Channel override, e.g. #alerts."),
-		opt("template", settingString, false, false, "Message template, e.g. {{userId}} did {{event}}."),
+		withDefault(opt("template", settingString, false, false, "Message template; {{path}} inserts the event's value at path."), "{{userId}} did *{{event}}*"),
+		opt("channel", settingString, false, false, "Channel override, e.g. #alerts (legacy webhooks only)."),
+		opt("username", settingString, false, false, "Bot name override (legacy webhooks only)."),
+		opt("iconUrl", settingString, false, false, "Bot icon override (legacy webhooks only)."),
+		orderByUserID(),
 	),
 	meta("amplitude", "Amplitude", "Product analytics through the HTTP V2 API.", []string{"Analytics"},
 		opt("apiKey", settingString, true, true, "The project's API key."),
-		withDefault(opt("endpoint", settingURL, false, false, "HTTP V2 API URL."), "https://api2.amplitude.com/2/httpapi"),
+		withDefault(opt("endpoint", settingURL, false, false, "HTTP V2 API URL (EU: https://api.eu.amplitude.com/2/httpapi)."), "https://api2.amplitude.com/2/httpapi"),
+		withDefault(opt("batchSize", settingNumber, false, false, "Events per request (1-1000)."), 1),
+		orderByUserID(),
 	),
 	meta("mixpanel", "Mixpanel", "Product analytics through the ingestion API.", []string{"Analytics"},
-		opt("projectToken", settingString, true, true, "The project token."),
-		opt("apiSecret", settingString, false, true, "The API secret, for imports of old events."),
-		withDefault(opt("endpoint", settingURL, false, false, "Ingestion API base URL."), "https://api.mixpanel.com"),
+		opt("projectToken", settingString, true, false, "The project token."),
+		opt("apiSecret", settingString, true, true, "The project's API secret (Basic auth of /import)."),
+		withDefault(opt("apiHost", settingURL, false, false, "Ingestion host (EU: https://api-eu.mixpanel.com)."), "https://api.mixpanel.com"),
+		withDefault(opt("batchSize", settingNumber, false, false, "Events per /import request (1-2000)."), 1),
+		orderByUserID(),
 	),
 	meta("google-analytics-4", "Google Analytics 4", "Events through the GA4 Measurement Protocol.", []string{"Analytics"},
 		opt("measurementId", settingString, true, false, "The stream's measurement id, e.g. G-XXXXXXX."),
 		opt("apiSecret", settingString, true, true, "The Measurement Protocol API secret."),
 		withDefault(opt("endpoint", settingURL, false, false, "Measurement Protocol URL."), "https://www.google-analytics.com/mp/collect"),
+		orderByUserID(),
 	),
 	meta("redis", "Redis", "Keep each user's traits in a Redis hash.", []string{"Raw Data"},
-		opt("addr", settingString, true, false, "host:port of the Redis server."),
+		withDefault(opt("address", settingString, false, false, "host:port of the Redis server."), "127.0.0.1:6379"),
+		opt("username", settingString, false, false, "ACL user."),
 		opt("password", settingString, false, true, "The password, if any."),
-		withDefault(opt("db", settingNumber, false, false, "Database number."), 0),
+		withDefault(opt("database", settingNumber, false, false, "Database number."), 0),
 		withDefault(opt("keyPrefix", settingString, false, false, "Prefix of the per-user hash keys."), "user:"),
+		orderByUserID(),
 	),
 	meta("rabbitmq", "RabbitMQ", "Publish every event to an AMQP exchange.", []string{"Raw Data"},
-		opt("url", settingString, true, true, "AMQP URL, e.g. amqp://user:pw@host:5672/."),
+		opt("url", settingString, true, true, "AMQP URL, e.g. amqp://user:pw@host:5672/vhost."),
 		opt("exchange", settingString, false, false, "Exchange name (default exchange when empty)."),
-		opt("routingKey", settingString, false, false, "Routing key."),
+		withDefault(opt("routingKey", settingString, false, false, "Routing key; {{path}} inserts event values."), "switchyard.{{type}}"),
+		orderByUserID(),
 	),
 }
 
@@ -99,14 +129,6 @@ var warehouseCatalog = []*catalogv1.IntegrationMetadata{
 	meta("postgres", "PostgreSQL", "A PostgreSQL database.", []string{"Warehouse"},
 		opt("dsn", settingString, true, true, "Connection URL, e.g. postgres://user:pw@host:5432/db."),
 	),
-}
-
-func init() {
-	for _, o := range destinationCatalog[0].Options {
-		if o.Name == "method" {
-			o.Choices = []string{"POST", "PUT", "PATCH"}
-		}
-	}
 }
 
 // warehouseSlug maps a warehouse engine to its catalog slug.

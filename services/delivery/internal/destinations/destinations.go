@@ -19,15 +19,25 @@ import (
 	"sync"
 )
 
-// Setting types of a settings schema.
+// Setting types of a settings schema: the same vocabulary as Catalog's
+// integration catalog, so the two schemas compare one to one.
 const (
 	SettingString  = "string"
-	SettingSecret  = "secret" // a string that is never shown back
-	SettingURL     = "url"
+	SettingURL     = "url" // an absolute http or https URL
 	SettingNumber  = "number"
 	SettingBoolean = "boolean"
-	SettingObject  = "object" // string → string map, e.g. headers
+	SettingMap     = "map"    // string → string map, e.g. headers
+	SettingSelect  = "select" // a string out of Choices
 )
+
+// SettingOrderByUserID is the setting, common to every type, that turns on
+// ordered delivery per userId (see package dispatch).
+const SettingOrderByUserID = "orderByUserId"
+
+// CommonSettings are added to every registered type's schema.
+var CommonSettings = []Setting{
+	{Name: SettingOrderByUserID, Type: SettingBoolean, Default: false, Description: "Deliver the events of one userId in order; while one user's event waits for a retry, other users' events keep flowing."},
+}
 
 // Setting is one field of a type's settings schema.
 type Setting struct {
@@ -37,6 +47,10 @@ type Setting struct {
 	Type string `json:"type"`
 	// Required settings must be present and non-empty.
 	Required bool `json:"required,omitempty"`
+	// Secret settings are never shown back (Catalog masks them).
+	Secret bool `json:"secret,omitempty"`
+	// Choices are the allowed values of a select.
+	Choices []string `json:"choices,omitempty"`
 	// Default is used when the setting is absent.
 	Default any `json:"default,omitempty"`
 	// Description says what it does.
@@ -71,6 +85,9 @@ type Action struct {
 	// DefaultMapping builds the action's fields when a subscription gives
 	// none; nil means the action reads the whole event.
 	DefaultMapping map[string]any `json:"defaultMapping,omitempty"`
+	// RecordType is the Segment event type a Reverse ETL record becomes
+	// for this action ("identify", "page"; default "track"), see Record.
+	RecordType string `json:"recordType,omitempty"`
 }
 
 // Type is a destination type.
@@ -148,6 +165,7 @@ func Register(t *Type) {
 	if _, dup := reg[t.Slug]; dup {
 		panic("destinations: duplicate type " + t.Slug)
 	}
+	t.Settings = append(slices.Clone(t.Settings), CommonSettings...)
 	reg[t.Slug] = t
 }
 
@@ -232,9 +250,13 @@ func (t *Type) ApplySchema(in map[string]any) (Settings, error) {
 			continue
 		}
 		switch s.Type {
-		case SettingString, SettingSecret:
+		case SettingString:
 			if _, ok := v.(string); !ok {
 				return nil, InvalidSetting(s.Name, "SETTING_TYPE", "must be a string")
+			}
+		case SettingSelect:
+			if str, ok := v.(string); !ok || !slices.Contains(s.Choices, str) {
+				return nil, InvalidSetting(s.Name, "SETTING_CHOICE", "must be one of %s", strings.Join(s.Choices, ", "))
 			}
 		case SettingURL:
 			str, ok := v.(string)
@@ -251,7 +273,7 @@ func (t *Type) ApplySchema(in map[string]any) (Settings, error) {
 			if _, ok := v.(bool); !ok {
 				return nil, InvalidSetting(s.Name, "SETTING_TYPE", "must be true or false")
 			}
-		case SettingObject:
+		case SettingMap:
 			m, ok := v.(map[string]any)
 			if !ok {
 				return nil, InvalidSetting(s.Name, "SETTING_TYPE", "must be an object of string values")
@@ -281,7 +303,7 @@ func (t *Type) ApplySchema(in map[string]any) (Settings, error) {
 func (t *Type) Secrets() []string {
 	var out []string
 	for _, s := range t.Settings {
-		if s.Type == SettingSecret {
+		if s.Secret {
 			out = append(out, s.Name)
 		}
 	}

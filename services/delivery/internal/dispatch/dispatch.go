@@ -1,8 +1,9 @@
 // Package dispatch runs, per enabled destination, durable consumers on
-// EVENTS (delivery-<destinationId>) and REPLAY
-// (delivery-<destinationId>-replay) and sends each event through the
-// destination's plan, so one slow or failing destination never delays
-// another. Replicas share a destination's work through the same durable.
+// EVENTS (delivery-<destinationId>), REPLAY
+// (delivery-<destinationId>-replay) and RETL (delivery-retl-<destinationId>)
+// and sends each event or Reverse ETL record through the destination's
+// plan, so one slow or failing destination never delays another. Replicas
+// share a destination's work through the same durables.
 //
 // Ack invariant: a message is acked only after the destination accepted
 // every action call, after it was filtered away, or after its dead letter
@@ -20,10 +21,12 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	reverseetlv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/reverseetl/v1"
 	"github.com/switchyardhq/switchyard/services/delivery/internal/destinations"
 	_ "github.com/switchyardhq/switchyard/services/delivery/internal/destinations/all" // every destination type
 	"github.com/switchyardhq/switchyard/services/delivery/internal/dlq"
@@ -42,6 +45,9 @@ func ConsumerName(destinationID string) string { return "delivery-" + destinatio
 
 // ReplayConsumerName is the durable consumer of a destination on REPLAY.
 func ReplayConsumerName(destinationID string) string { return "delivery-" + destinationID + "-replay" }
+
+// RecordConsumerName is the durable consumer of a destination on RETL.
+func RecordConsumerName(destinationID string) string { return "delivery-retl-" + destinationID }
 
 // Options tune the dispatcher.
 type Options struct {
@@ -121,7 +127,7 @@ func (d *Dispatcher) Reconcile(ctx context.Context, want []pipeline.Spec, exists
 		<-w.done
 		delete(d.workers, id)
 		if !exists[id] {
-			for _, c := range []struct{ stream, name string }{{streams.Events, ConsumerName(id)}, {streams.Replay, ReplayConsumerName(id)}} {
+			for _, c := range []struct{ stream, name string }{{streams.Events, ConsumerName(id)}, {streams.Replay, ReplayConsumerName(id)}, {streams.RETL, RecordConsumerName(id)}} {
 				if err := d.js.DeleteConsumer(ctx, c.stream, c.name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) && !errors.Is(err, natsjs.ErrStreamNotFound) {
 					d.logger.Warn("delete consumer of removed destination", "destination", id, "err", err)
 				}
@@ -203,8 +209,15 @@ func (d *Dispatcher) run(ctx context.Context, plan *pipeline.Plan) {
 			Stream: streams.Replay, Durable: ReplayConsumerName(plan.Spec.ID),
 			FilterSubjects: []string{streams.ReplaySubject(plan.Spec.WorkspaceID, plan.Spec.ID)},
 		},
+		{
+			// Reverse ETL records for this destination, from the first one
+			// stored (a record published before the consumer existed is
+			// still sent).
+			Stream: streams.RETL, Durable: RecordConsumerName(plan.Spec.ID),
+			FilterSubjects: []string{streams.RETLRecordFilter(plan.Spec.WorkspaceID, plan.Spec.ID)},
+		},
 	} {
-		c.AckWait = 2*d.opts.SendTimeout + d.opts.BatchWait + 30*time.Second
+		c.AckWait = d.ackWait()
 		c.MaxDeliver = -1
 		c.MaxAckPending = max(1000, 4*d.opts.Concurrency*inst.BatchSize())
 		wg.Add(1)
@@ -258,10 +271,16 @@ func (s *session) pull(ctx context.Context, cons natsjs.Consumer) error {
 			}
 			return fmt.Errorf("pull: %w", err)
 		}
+		// Tracked here, in the consumer's order: an ordered destination
+		// queues each user's events in the order the stream holds them.
+		t := s.track(context.WithoutCancel(ctx), msg)
+		if t.key != "" && !s.gate.acquire(t) {
+			continue // waits behind an earlier event of the same user
+		}
 		select {
-		case s.in <- msg:
+		case s.in <- t:
 		case <-ctx.Done():
-			_ = msg.Nak()
+			s.abandon(t)
 			return nil
 		}
 	}
@@ -274,12 +293,15 @@ type session struct {
 	inst   destinations.Instance
 	logger *slog.Logger
 
-	in      chan natsjs.Msg
+	in      chan *tracked
 	batches chan batchItem
 	// batcherDone is closed when the batcher returned.
 	batcherDone chan struct{}
 	wg          sync.WaitGroup
 	sem         chan struct{}
+	// gate orders the events of each userId; nil unless the destination
+	// has orderByUserId.
+	gate *gate
 }
 
 type batchItem struct {
@@ -290,7 +312,8 @@ type batchItem struct {
 // tracked is one message waiting for all its action calls.
 type tracked struct {
 	msg        natsjs.Msg
-	ctx        context.Context
+	base       context.Context // the handling context (not cancelled on shutdown)
+	ctx        context.Context // base with this attempt's span
 	span       trace.Span
 	received   time.Time
 	attempt    uint64
@@ -303,24 +326,45 @@ type tracked struct {
 	source     string
 	eventType  string
 	dedupeBase string
+	seq        uint64
+	replay     bool
+	// key is the ordering key (the userId) when the destination orders
+	// its events; "" means unordered.
+	key string
+	// isRecord marks a Reverse ETL record (from RETL, or redriven); record
+	// is its decoded form and resultID the Nats-Msg-Id of its result.
+	isRecord bool
+	record   *reverseetlv1.Record
+	resultID string
 }
 
 func (s *session) start(ctx context.Context) {
 	n := s.d.opts.Concurrency
-	s.in = make(chan natsjs.Msg, n)
+	s.in = make(chan *tracked, n)
 	s.sem = make(chan struct{}, n)
 	for range n {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			for msg := range s.in {
+			for t := range s.in {
 				if ctx.Err() != nil {
-					_ = msg.Nak() // not started: redeliver at once
+					s.abandon(t) // not started: redeliver at once
 					continue
 				}
-				s.handle(context.WithoutCancel(ctx), msg)
+				s.drive(t)
 			}
 		}()
+	}
+	if s.plan.Settings.Bool(destinations.SettingOrderByUserID) {
+		// Ordered delivery sends one event per request: a batch could
+		// only hold one event per user anyway.
+		s.gate = newGate(s)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.gate.heartbeat(ctx, s.heartbeatEvery())
+		}()
+		return
 	}
 	if s.inst.BatchSize() > 1 {
 		s.batches = make(chan batchItem, n*s.inst.BatchSize())
@@ -333,22 +377,30 @@ func (s *session) start(ctx context.Context) {
 }
 
 // stop waits for in-flight messages after the consumers stopped: the
-// handlers finish (messages not yet started are nak'ed), then the batcher
-// flushes what is left and waits for its requests.
+// handlers finish (messages not yet started are nak'ed), held ordered
+// messages are nak'ed with their remaining delay, then the batcher flushes
+// what is left and waits for its requests.
 func (s *session) stop() {
+	if s.gate != nil {
+		s.gate.close()
+	}
 	close(s.in)
 	s.wg.Wait()
+	if s.gate != nil {
+		s.gate.timers.Wait()
+	}
 	if s.batches != nil {
 		close(s.batches)
 		<-s.batcherDone
 	}
 }
 
-func (s *session) handle(ctx context.Context, msg natsjs.Msg) {
+// track reads a message's routing headers and delivery state.
+func (s *session) track(ctx context.Context, msg natsjs.Msg) *tracked {
 	h := jetstream.HeadersOf(msg)
-	t := &tracked{msg: msg, messageID: h.MsgID, raw: msg.Data(), workspace: h.Workspace, source: h.Source, eventType: h.EventType, attempt: 1, received: time.Now()}
+	t := &tracked{msg: msg, base: ctx, messageID: h.MsgID, raw: msg.Data(), workspace: h.Workspace, source: h.Source, eventType: h.EventType, attempt: 1, received: time.Now()}
 	if md, err := msg.Metadata(); err == nil {
-		t.attempt, t.received = md.NumDelivered, md.Timestamp
+		t.attempt, t.received, t.seq = md.NumDelivered, md.Timestamp, md.Sequence.Stream
 		t.dedupeBase = md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
 	}
 	if ra := msg.Headers().Get(dlq.HeaderReceivedAt); ra != "" {
@@ -356,36 +408,89 @@ func (s *session) handle(ctx context.Context, msg natsjs.Msg) {
 			t.received = ts
 		}
 	}
-	t.ctx, t.span = s.d.tracer.Start(jetstream.ExtractContext(ctx, msg), "deliver "+s.plan.Spec.Type,
+	t.replay = msg.Headers().Get(dlq.HeaderResent) != ""
+	t.isRecord = strings.HasPrefix(msg.Subject(), recordSubjectPrefix) || h.EventType == pipeline.RecordEventType
+	if t.isRecord {
+		t.eventType = pipeline.RecordEventType
+		t.resultID = t.messageID + ":result"
+		if t.replay {
+			// A redriven record's result must not be taken for a
+			// duplicate of the result of its dead-lettered delivery.
+			t.resultID += ":" + msg.Headers().Get(jetstream.HeaderMsgID)
+		}
+	}
+	if s.gate != nil {
+		t.key = orderKey(t.raw, t.isRecord)
+	}
+	return t
+}
+
+// abandon naks a message that was not started (shutdown), and the events
+// of its user waiting behind it, in order.
+func (s *session) abandon(t *tracked) {
+	if t.key != "" {
+		s.gate.abandon(t)
+		return
+	}
+	_ = t.msg.Nak()
+}
+
+// drive processes t and then, for ordered destinations, the next events
+// of the same user that t's completion released.
+func (s *session) drive(t *tracked) {
+	for t != nil {
+		t = s.process(t)
+	}
+}
+
+// process makes one attempt at t. It returns the next event of t's user
+// when t is finished and the destination orders its events.
+func (s *session) process(t *tracked) *tracked {
+	t.remaining, t.failure = 0, nil
+	t.ctx, t.span = s.d.tracer.Start(jetstream.ExtractContext(t.base, t.msg), "deliver "+s.plan.Spec.Type,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("switchyard.destination.id", s.plan.Spec.ID),
-			attribute.String("messaging.message.id", h.MsgID),
+			attribute.String("messaging.message.id", t.messageID),
 			attribute.Int64("messaging.nats.num_delivered", int64(t.attempt)),
 		))
-	replay := msg.Headers().Get(dlq.HeaderResent) != ""
-	out, err := s.plan.Prepare(t.raw, h.MsgID, replay)
-	if err != nil {
-		s.finish(t, &destinations.Failure{Reason: destinations.ReasonInvalid, Err: err})
-		return
+	var sends []pipeline.Send
+	if t.isRecord {
+		rec, snd, err := s.plan.PrepareRecord(t.raw, t.messageID)
+		t.record = rec
+		if err != nil {
+			return s.finish(t, &destinations.Failure{Reason: destinations.ReasonInvalid, Err: err})
+		}
+		sends = []pipeline.Send{snd}
+	} else {
+		out, err := s.plan.Prepare(t.raw, t.messageID, t.replay)
+		if err != nil {
+			return s.finish(t, &destinations.Failure{Reason: destinations.ReasonInvalid, Err: err})
+		}
+		if out.Skipped {
+			s.d.metrics.Filtered(s.plan.Spec.ID)
+			t.span.SetAttributes(attribute.String("switchyard.skipped", out.SkipReason))
+			s.ack(t)
+			t.span.End()
+			return s.release(t)
+		}
+		sends = out.Sends
 	}
-	if out.Skipped {
-		s.d.metrics.Filtered(s.plan.Spec.ID)
-		t.span.SetAttributes(attribute.String("switchyard.skipped", out.SkipReason))
-		s.ack(t)
-		return
-	}
-	t.remaining = len(out.Sends)
+	t.remaining = len(sends)
 	if s.batches != nil {
-		for _, snd := range out.Sends {
+		for _, snd := range sends {
 			s.batches <- batchItem{send: snd, t: t}
 		}
-		return
+		return nil
 	}
-	for _, snd := range out.Sends {
+	var next *tracked
+	for _, snd := range sends {
 		err := s.call(t.ctx, snd.Action, []destinations.Payload{snd.Payload})
-		s.done(t, err)
+		if n := s.done(t, err); n != nil {
+			next = n
+		}
 	}
+	return next
 }
 
 func (s *session) call(ctx context.Context, action string, ps []destinations.Payload) error {
@@ -394,8 +499,9 @@ func (s *session) call(ctx context.Context, action string, ps []destinations.Pay
 	return s.inst.Send(ctx, action, ps)
 }
 
-// done records one action call's result; the last one finishes the message.
-func (s *session) done(t *tracked, err error) {
+// done records one action call's result; the last one finishes the
+// message (and returns what finish returns).
+func (s *session) done(t *tracked, err error) *tracked {
 	t.mu.Lock()
 	if err != nil && t.failure == nil {
 		t.failure = destinations.AsFailure(err)
@@ -405,18 +511,47 @@ func (s *session) done(t *tracked, err error) {
 	f := t.failure
 	t.mu.Unlock()
 	if last {
-		s.finish(t, f)
+		return s.finish(t, f)
 	}
+	return nil
 }
 
-// finish acks, retries or dead-letters the message.
-func (s *session) finish(t *tracked, f *destinations.Failure) {
+// release ends t's turn in its user's queue and returns the user's next
+// event, if any (ordered destinations only).
+func (s *session) release(t *tracked) *tracked {
+	if t.key == "" {
+		return nil
+	}
+	return s.gate.release(t)
+}
+
+// retryLater schedules t's next attempt after delay: an ordered event is
+// held in memory (its user's later events wait behind it, other users'
+// flow), any other message is nak'ed with the delay so JetStream keeps
+// the retry state.
+func (s *session) retryLater(t *tracked, delay time.Duration) {
+	if t.key != "" {
+		s.gate.wait(t, delay)
+		return
+	}
+	_ = t.msg.NakWithDelay(delay)
+}
+
+// finish acks, retries or dead-letters the message; a Reverse ETL
+// record's result is published before its ack. It returns the next event
+// of the same user for ordered destinations.
+func (s *session) finish(t *tracked, f *destinations.Failure) *tracked {
 	defer t.span.End()
 	id := s.plan.Spec.ID
 	if f == nil {
+		if err := s.publishResult(t, nil); err != nil {
+			s.logger.Warn("publish record result; will resend", "record", t.messageID, "err", err)
+			s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
+			return nil
+		}
 		s.ack(t)
 		s.d.metrics.Delivered(id, time.Since(t.received))
-		return
+		return s.release(t)
 	}
 	t.span.RecordError(f)
 	now := time.Now()
@@ -431,8 +566,8 @@ func (s *session) finish(t *tracked, f *destinations.Failure) {
 		if !s.d.opts.Retry.GiveUp(t.received, now, delay) {
 			s.d.metrics.Retried(id)
 			s.d.metrics.AddSample(id, sample)
-			_ = t.msg.NakWithDelay(delay)
-			return
+			s.retryLater(t, delay)
+			return nil
 		}
 		reason = destinations.ReasonExhausted
 	}
@@ -452,11 +587,17 @@ func (s *session) finish(t *tracked, f *destinations.Failure) {
 	if err := s.d.dlq.Put(pctx, letter, id+":"+t.dedupeBase+":"+strconv.FormatUint(t.attempt, 10)); err != nil {
 		// Never lose it: try again later.
 		s.logger.Warn("store dead letter; will retry", "messageId", t.messageID, "err", err)
-		_ = t.msg.NakWithDelay(s.d.opts.Retry.Delay(1, 0))
-		return
+		s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
+		return nil
 	}
 	s.d.metrics.NotDelivered(id, reason)
+	if err := s.publishResult(t, f); err != nil {
+		s.logger.Warn("publish record result; will resend", "record", t.messageID, "err", err)
+		s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
+		return nil
+	}
 	s.ack(t)
+	return s.release(t)
 }
 
 func jsonObject(b []byte) bool {
@@ -497,7 +638,7 @@ func (s *session) batcher() {
 			}
 			err := s.call(items[0].t.ctx, action, ps)
 			for _, it := range items {
-				s.done(it.t, err)
+				s.done(it.t, err) // batching destinations are never ordered: no next event
 			}
 		}()
 	}

@@ -132,6 +132,9 @@ func newEnvB(t testing.TB) *env {
 	if err := streams.EnsureDelivery(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
 		t.Fatal(err)
 	}
+	if err := streams.EnsureRETL(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
 	return &env{js: conn.JS}
 }
 

@@ -107,6 +107,7 @@ func (s *Server) GetDeliveryStatus(ctx context.Context, req *deliveryv1.GetDeliv
 	for _, c := range []struct{ stream, name string }{
 		{streams.Events, dispatch.ConsumerName(req.GetDestinationId())},
 		{streams.Replay, dispatch.ReplayConsumerName(req.GetDestinationId())},
+		{streams.RETL, dispatch.RecordConsumerName(req.GetDestinationId())},
 	} {
 		cons, err := s.JS.Consumer(ctx, c.stream, c.name)
 		if errors.Is(err, natsjs.ErrConsumerNotFound) || errors.Is(err, natsjs.ErrStreamNotFound) {
@@ -124,6 +125,21 @@ func (s *Server) GetDeliveryStatus(ctx context.Context, req *deliveryv1.GetDeliv
 	return resp, nil
 }
 
+// apiSettingType is a setting's type in the API's vocabulary (string,
+// secret, url, number, boolean, object): a secret string or URL is
+// "secret", a map "object", a select "string".
+func apiSettingType(st destinations.Setting) string {
+	switch {
+	case st.Secret && (st.Type == destinations.SettingString || st.Type == destinations.SettingURL):
+		return "secret"
+	case st.Type == destinations.SettingMap:
+		return "object"
+	case st.Type == destinations.SettingSelect:
+		return destinations.SettingString
+	}
+	return st.Type
+}
+
 // ListDestinationTypes implements the RPC.
 func (s *Server) ListDestinationTypes(ctx context.Context, _ *deliveryv1.ListDestinationTypesRequest) (*deliveryv1.ListDestinationTypesResponse, error) {
 	if _, err := auth.RequirePrincipal(ctx); err != nil {
@@ -133,7 +149,7 @@ func (s *Server) ListDestinationTypes(ctx context.Context, _ *deliveryv1.ListDes
 	for _, t := range destinations.All() {
 		dt := &deliveryv1.DestinationType{Slug: t.Slug, Name: t.Name, Category: t.Category, Description: t.Description, SupportedEvents: t.SupportedEvents}
 		for _, st := range t.Settings {
-			ps := &deliveryv1.Setting{Name: st.Name, Type: st.Type, Required: st.Required, Description: st.Description}
+			ps := &deliveryv1.Setting{Name: st.Name, Type: apiSettingType(st), Required: st.Required, Description: st.Description}
 			if st.Default != nil {
 				ps.DefaultValue, _ = structpb.NewValue(st.Default)
 			}

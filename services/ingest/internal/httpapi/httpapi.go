@@ -4,6 +4,7 @@ package httpapi
 import (
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,10 +107,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeRequestError(w, re)
 			return
 		}
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", "the request could not be parsed")
 		return
 	}
-	key := writeKey(r, bodyKey)
+	key, malformed := writeKey(r, bodyKey)
+	if key == "" && malformed != "" {
+		writeError(w, http.StatusUnauthorized, "malformed_authorization", malformed)
+		return
+	}
 	if key == "" {
 		writeError(w, http.StatusUnauthorized, "missing_write_key", "send the source's write key as the Basic auth username or as writeKey in the body")
 		return
@@ -141,11 +146,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events); err != nil {
 		h.Logger.Error("ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "events were not stored; retry")
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", StoreUnavailableMessage)
 		return
 	}
 	writeJSON(w, http.StatusOK, response{Success: true, Rejected: req.Rejected, Warnings: req.Warnings})
 }
+
+// StoreUnavailableMessage is the 503 (gRPC: Unavailable) message. A publish
+// that timed out may still have been stored, so it does not claim the
+// events were lost; a retry with the same messageIds is safe because
+// repeats are dropped.
+const StoreUnavailableMessage = "events may not have been stored; retry with the same messageIds (duplicates are dropped)"
 
 // response is the 200 answer: Segment's {"success":true} plus the items
 // that were not accepted and those accepted with a warning.
@@ -194,13 +205,47 @@ func (h *Handler) trusted(ip netip.Addr) bool {
 	return false
 }
 
-// writeKey takes the key from Basic auth (username, password ignored),
-// then from the body's writeKey (which a Bearer-authenticated call must carry).
-func writeKey(r *http.Request, bodyKey string) string {
-	if u, _, ok := r.BasicAuth(); ok && u != "" {
-		return u
+// writeKey takes the key from Basic auth, then from the body's writeKey
+// (which a Bearer-authenticated call must carry). In Basic auth the key is
+// the username and the password is ignored: "key:" and "key" without a
+// colon both work (the Segment docs show both). malformed says what is
+// wrong with a Basic header that holds no usable key (not base64, empty, or
+// the key sent as the password); the body's writeKey still applies then.
+func writeKey(r *http.Request, bodyKey string) (key, malformed string) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if strings.EqualFold(scheme, "basic") {
+		user, problem := basicUser(strings.TrimSpace(cred))
+		if problem == "" {
+			return user, ""
+		}
+		malformed = problem
 	}
-	return bodyKey
+	return bodyKey, malformed
+}
+
+// basicUser decodes Basic credentials and returns the username, or what is
+// wrong with them.
+func basicUser(cred string) (string, string) {
+	const how = `; send base64("WRITE_KEY:") with the write key as the username`
+	if cred == "" {
+		return "", "the Basic credentials are empty" + how
+	}
+	raw, err := base64.StdEncoding.DecodeString(cred)
+	if err != nil {
+		// Some clients leave out the padding.
+		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(cred, "=")); err != nil {
+			return "", "the Basic credentials are not base64" + how
+		}
+	}
+	user, pass, _ := strings.Cut(string(raw), ":")
+	switch {
+	case user != "":
+		return user, ""
+	case pass != "":
+		return "", "the Basic-auth username is empty and the password is set: the write key goes in the username" + how
+	default:
+		return "", "the Basic credentials hold no write key" + how
+	}
 }
 
 // readBody reads at most MaxRequestBytes of (decompressed) body; decompression
@@ -212,7 +257,7 @@ func readBody(r *http.Request) ([]byte, *tracking.RequestError) {
 	case "gzip":
 		zr, err := gzip.NewReader(r.Body)
 		if err != nil {
-			return nil, &tracking.RequestError{Code: "invalid_encoding", Message: "body is not valid gzip: " + err.Error()}
+			return nil, &tracking.RequestError{Code: "invalid_encoding", Message: "body is not gzip data (it is sent with Content-Encoding: gzip)"}
 		}
 		defer zr.Close()
 		src = zr
@@ -221,7 +266,10 @@ func readBody(r *http.Request) ([]byte, *tracking.RequestError) {
 	}
 	b, err := io.ReadAll(io.LimitReader(src, tracking.MaxRequestBytes+1))
 	if err != nil {
-		return nil, &tracking.RequestError{Code: "invalid_encoding", Message: "body could not be read: " + err.Error()}
+		if src != r.Body {
+			return nil, &tracking.RequestError{Code: "invalid_encoding", Message: "gzip body is corrupt or truncated"}
+		}
+		return nil, &tracking.RequestError{Code: "invalid_request", Message: "body could not be read completely"}
 	}
 	if len(b) > tracking.MaxRequestBytes {
 		return nil, &tracking.RequestError{Code: "request_too_large", Message: fmt.Sprintf("request is over %d bytes (Exceed payload limit)", tracking.MaxRequestBytes)}

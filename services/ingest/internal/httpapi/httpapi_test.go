@@ -246,26 +246,39 @@ func TestAuth(t *testing.T) {
 	basic := func(k string) map[string]string {
 		return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(k+":"))}
 	}
+	raw := func(cred string) map[string]string { return map[string]string{"Authorization": "Basic " + cred} }
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	const how = `; send base64("WRITE_KEY:") with the write key as the username`
 	tests := []struct {
 		name   string
 		body   string
 		hdr    map[string]string
 		status int
 		code   string
+		msg    string // exact message of a refusal
 	}{
-		{"Basic username", body, basic(wk), 200, ""},
-		{"Basic without the colon", body, map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(wk))}, 401, "missing_write_key"},
-		{"body writeKey without headers (ing-19)", withKey, map[string]string{}, 200, ""},
-		{"Bearer token plus body writeKey", withKey, map[string]string{"Authorization": "Bearer some-oauth-token"}, 200, ""},
-		{"no key anywhere", body, map[string]string{}, 401, "missing_write_key"},
-		{"unknown key (ing-19)", body, map[string]string{"Authorization": "Basic V0tfVU5LTk9XTjo="}, 401, "invalid_write_key"},
-		{"disabled source", body, basic(wkOff), 403, "source_disabled"},
+		{"Basic username", body, basic(wk), 200, "", ""},
+		{"Basic username with a password (ignored)", body, raw(b64(wk + ":secret")), 200, "", ""},
+		{"Basic without the colon (Segment docs)", body, raw(b64(wk)), 200, "", ""},
+		{"Basic without base64 padding", body, raw(strings.TrimRight(b64(wk+":"), "=")), 200, "", ""},
+		{"lower-case scheme", body, map[string]string{"Authorization": "basic " + b64(wk+":")}, 200, "", ""},
+		{"Basic that is not base64", body, raw("%%%not-base64%%%"), 401, "malformed_authorization", "the Basic credentials are not base64" + how},
+		{"Basic with the key as the password", body, raw(b64(":" + wk)), 401, "malformed_authorization", "the Basic-auth username is empty and the password is set: the write key goes in the username" + how},
+		{"Basic with empty credentials", body, map[string]string{"Authorization": "Basic"}, 401, "malformed_authorization", "the Basic credentials are empty" + how},
+		{"Basic of only a colon", body, raw(b64(":")), 401, "malformed_authorization", "the Basic credentials hold no write key" + how},
+		{"malformed Basic falls back to the body's writeKey", withKey, raw("%%%"), 200, "", ""},
+		{"body writeKey without headers (ing-19)", withKey, map[string]string{}, 200, "", ""},
+		{"Bearer token plus body writeKey", withKey, map[string]string{"Authorization": "Bearer some-oauth-token"}, 200, "", ""},
+		{"no key anywhere", body, map[string]string{}, 401, "missing_write_key", "send the source's write key as the Basic auth username or as writeKey in the body"},
+		{"Bearer without a body writeKey", body, map[string]string{"Authorization": "Bearer some-oauth-token"}, 401, "missing_write_key", "send the source's write key as the Basic auth username or as writeKey in the body"},
+		{"unknown key (ing-19)", body, map[string]string{"Authorization": "Basic V0tfVU5LTk9XTjo="}, 401, "invalid_write_key", "unknown write key"},
+		{"disabled source", body, basic(wkOff), 403, "source_disabled", "the source of this write key is disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.do("POST", "/v1/track", []byte(tt.body), tt.hdr)
-			if r.status != tt.status || (tt.code != "" && r.body["code"] != tt.code) {
-				t.Errorf("status %d %v, want %d %s", r.status, r.body, tt.status, tt.code)
+			if r.status != tt.status || (tt.code != "" && (r.body["code"] != tt.code || r.body["message"] != tt.msg)) {
+				t.Errorf("status %d %v, want %d %s %q", r.status, r.body, tt.status, tt.code, tt.msg)
 			}
 		})
 	}
@@ -404,6 +417,9 @@ func TestDedupeWindowExpires(t *testing.T) {
 }
 
 func TestBackPressure(t *testing.T) {
+	// A publish that timed out may have been stored: the answer must not
+	// claim otherwise, and tells how to retry safely.
+	const storeMsg = "events may not have been stored; retry with the same messageIds (duplicates are dropped)"
 	t.Run("a full stream (DiscardNew) answers 503 with Retry-After, and nothing is marked seen", func(t *testing.T) {
 		e := newEnv(t, func(c *natsjs.StreamConfig) { c.MaxBytes = 4096; c.Discard = natsjs.DiscardNew }, time.Hour)
 		var last result
@@ -413,7 +429,7 @@ func TestBackPressure(t *testing.T) {
 				break
 			}
 		}
-		if last.status != 503 || last.header.Get("Retry-After") != "1" || last.body["code"] != "store_unavailable" {
+		if last.status != 503 || last.header.Get("Retry-After") != "1" || last.body["code"] != "store_unavailable" || last.body["message"] != storeMsg {
 			t.Fatalf("status %d Retry-After %q %v", last.status, last.header.Get("Retry-After"), last.body)
 		}
 	})
@@ -422,7 +438,7 @@ func TestBackPressure(t *testing.T) {
 		e.ns.Shutdown()
 		e.ns.WaitForShutdown()
 		r := e.do("POST", "/v1/track", []byte(track("down-1")), nil)
-		if r.status != 503 || r.header.Get("Retry-After") != "1" {
+		if r.status != 503 || r.header.Get("Retry-After") != "1" || r.body["code"] != "store_unavailable" || r.body["message"] != storeMsg {
 			t.Errorf("status %d Retry-After %q %v", r.status, r.header.Get("Retry-After"), r.body)
 		}
 	})
@@ -536,4 +552,82 @@ func TestSanctions(t *testing.T) {
 			t.Error("a refused event was stored")
 		}
 	}
+}
+
+// TestMessagesSpeakTheAPIsTerms replays a hostile client's findings against
+// an older build, whose rejections leaked Go formatting (`type %!q(<nil>)`,
+// `type map[]`, `cannot unmarshal array into Go value of type
+// map[string]interface {}`, `Go struct field .batch of type
+// []json.RawMessage`): every message must use the API's terms.
+func TestMessagesSpeakTheAPIsTerms(t *testing.T) {
+	e := newEnv(t, nil, time.Hour)
+	gz := func(s string) string {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = zw.Write([]byte(s))
+		_ = zw.Close()
+		return b.String()
+	}
+	whole := gz(`{"batch":[` + track("gz-trunc") + `]}`)
+	const types = "identify, track, page, screen, group, alias"
+	tests := []struct {
+		name, path, body, encoding string
+		code, msg                  string
+		rejected                   string // the first rejected item's message, when the answer lists them
+	}{
+		{"batch without type", "/v1/batch", `{"batch":[{"userId":"u","event":"E"}]}`, "", "no_valid_events",
+			"none of the 1 events is valid; first: type is required: one of " + types, "type is required: one of " + types},
+		{"batch with a null type", "/v1/batch", `{"batch":[{"type":null,"userId":"u"}]}`, "", "no_valid_events",
+			"none of the 1 events is valid; first: type is required: one of " + types, "type is required: one of " + types},
+		{"batch with an object type", "/v1/batch", `{"batch":[{"type":{},"userId":"u"}]}`, "", "no_valid_events",
+			"none of the 1 events is valid; first: type {} is not one of " + types, "type {} is not one of " + types},
+		{"batch with an array item", "/v1/batch", `{"batch":[[1]]}`, "", "no_valid_events",
+			"none of the 1 events is valid; first: event must be a JSON object, not an array", "event must be a JSON object, not an array"},
+		{"body that is an array (batch)", "/v1/batch", `[{"type":"track"}]`, "", "invalid_json", "body must be a JSON object with a batch array, not an array", ""},
+		{"body that is an array (single)", "/v1/track", `[{"userId":"u"}]`, "", "invalid_json", "body must be a JSON object, not an array", ""},
+		{"body that is a string", "/v1/track", `"hello"`, "", "invalid_json", "body must be a JSON object, not a string", ""},
+		{"body that is null", "/v1/batch", `null`, "", "invalid_json", "body must be a JSON object with a batch array, not null", ""},
+		{"batch that is an object", "/v1/batch", `{"batch":{"type":"track"}}`, "", "invalid_batch", "batch must be an array of events, not an object", ""},
+		{"batch that is a string", "/v1/batch", `{"batch":"x"}`, "", "invalid_batch", "batch must be an array of events, not a string", ""},
+		{"top-level context that is an array", "/v1/batch", `{"batch":[` + track("c-1") + `],"context":[]}`, "", "invalid_context", "top-level context must be an object, not an array", ""},
+		{"truncated JSON", "/v1/track", `{"userId":"u"`, "", "invalid_json", "body is not valid JSON: it ends before the JSON value is complete", ""},
+		{"a syntax error", "/v1/batch", `{"batch":[}`, "", "invalid_json", "body is not valid JSON: invalid character '}' looking for beginning of value (at byte 11)", ""},
+		{"data after the object", "/v1/track", `{"userId":"u","event":"E"} {}`, "", "invalid_json", "body has data after the JSON object", ""},
+		{"an object type on a single call", "/v1/track", `{"type":{},"userId":"u","event":"E"}`, "", "type_mismatch", "body type {} does not match the track endpoint", ""},
+		{"not gzip", "/v1/batch", `{"batch":[]}`, "gzip", "invalid_encoding", "body is not gzip data (it is sent with Content-Encoding: gzip)", ""},
+		{"truncated gzip", "/v1/batch", whole[:len(whole)-6], "gzip", "invalid_encoding", "gzip body is corrupt or truncated", ""},
+		{"unknown encoding", "/v1/batch", `{}`, "br", "unsupported_encoding", `Content-Encoding "br" is not supported (use gzip or none)`, ""},
+	}
+	goisms := []string{"%!", "map[", "interface {}", "Go value", "Go struct", "json.RawMessage", "json:", "gzip:", "flate:", "<nil>", "unexpected EOF"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(wk+":"))}
+			if tt.encoding != "" {
+				hdr["Content-Encoding"] = tt.encoding
+			}
+			r := e.do("POST", tt.path, []byte(tt.body), hdr)
+			if r.status != 400 || r.body["code"] != tt.code || r.body["message"] != tt.msg {
+				t.Errorf("status %d code %v message %q\nwant 400 %s %q", r.status, r.body["code"], r.body["message"], tt.code, tt.msg)
+			}
+			if tt.rejected != "" {
+				rej, _ := r.body["rejected"].([]any)
+				if len(rej) == 0 || rej[0].(map[string]any)["message"] != tt.rejected {
+					t.Errorf("rejected %v, want first message %q", r.body["rejected"], tt.rejected)
+				}
+			}
+			raw, _ := json.Marshal(r.body)
+			for _, g := range goisms {
+				if strings.Contains(string(raw), g) {
+					t.Errorf("answer %s contains %q", raw, g)
+				}
+			}
+		})
+	}
+	t.Run("an unreadable timestamp warning shows the value as JSON", func(t *testing.T) {
+		r := e.do("POST", "/v1/track", []byte(`{"userId":"u","event":"E","messageId":"w-1","timestamp":{"at":1}}`), nil)
+		warn, _ := r.body["warnings"].([]any)
+		if r.status != 200 || len(warn) != 1 || warn[0].(map[string]any)["message"] != `timestamp {"at":1} is not an ISO-8601 time or epoch milliseconds; timestamp is receivedAt` {
+			t.Errorf("status %d %v", r.status, r.body)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -41,26 +42,60 @@ func (s *Server) resolve(writeKey string) (httpapi.SourceRef, error) {
 	return ref, nil
 }
 
-// toObject renders a typed event as the Segment JSON object the parser takes.
-func toObject(ev *eventv1.Event, typ string) (map[string]any, error) {
+// eventTypes maps the proto enum to the Tracking API's type names.
+var eventTypes = map[eventv1.EventType]string{
+	eventv1.EventType_EVENT_TYPE_IDENTIFY: "identify",
+	eventv1.EventType_EVENT_TYPE_TRACK:    "track",
+	eventv1.EventType_EVENT_TYPE_PAGE:     "page",
+	eventv1.EventType_EVENT_TYPE_SCREEN:   "screen",
+	eventv1.EventType_EVENT_TYPE_GROUP:    "group",
+	eventv1.EventType_EVENT_TYPE_ALIAS:    "alias",
+}
+
+// toObject renders a typed event as the Segment JSON object the parser
+// takes. rpcType is the type the RPC implies ("" for Batch, where the
+// event's own type applies); an event whose own type is set must agree
+// with it. The rejection speaks the API's terms.
+func toObject(ev *eventv1.Event, rpcType string) (map[string]any, *tracking.Rejection) {
+	if ev == nil {
+		return nil, &tracking.Rejection{Code: "missing_event_object", Message: "the request has no event"}
+	}
+	own, known := eventTypes[ev.GetType()]
+	if !known && ev.GetType() != eventv1.EventType_EVENT_TYPE_UNSPECIFIED {
+		return nil, &tracking.Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %d is not one of identify, track, page, screen, group, alias", int32(ev.GetType()))}
+	}
+	if rpcType != "" && known && own != rpcType {
+		return nil, &tracking.Rejection{Code: "type_mismatch", Message: fmt.Sprintf("event type %s does not match the %s call", own, rpcType)}
+	}
 	b, err := protojson.MarshalOptions{UseProtoNames: false}.Marshal(ev)
 	if err != nil {
-		return nil, err
+		// Only values JSON cannot hold get here: NaN or infinite
+		// numbers in a Struct, timestamps outside years 1 to 9999.
+		return nil, &tracking.Rejection{Code: "invalid_event", Message: "event holds a value JSON cannot carry (a NaN or infinite number, or a timestamp outside years 1 to 9999)"}
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var obj map[string]any
-	if err := d.Decode(&obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
+	if err := d.Decode(&obj); err != nil || obj == nil {
 		obj = map[string]any{}
 	}
-	if typ == "" {
-		typ = strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"))
+	delete(obj, "type")
+	switch {
+	case rpcType != "":
+		obj["type"] = rpcType
+	case known:
+		obj["type"] = own
 	}
-	obj["type"] = typ
 	return obj, nil
+}
+
+// parse validates and enriches one event of a call.
+func (s *Server) parse(ev *eventv1.Event, rpcType string) (tracking.Event, *tracking.Rejection) {
+	obj, rej := toObject(ev, rpcType)
+	if rej != nil {
+		return tracking.Event{}, rej
+	}
+	return s.Parser.ParseObject(obj, tracking.Meta{})
 }
 
 func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, typ string) (string, error) {
@@ -68,11 +103,7 @@ func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, ty
 	if err != nil {
 		return "", err
 	}
-	obj, err := toObject(ev, typ)
-	if err != nil {
-		return "", status.InvalidField("INGEST_INVALID_EVENT", "event", err.Error())
-	}
-	out, rej := s.Parser.ParseObject(obj, tracking.Meta{})
+	out, rej := s.parse(ev, typ)
 	if rej != nil {
 		return "", status.InvalidField("INGEST_"+strings.ToUpper(rej.Code), "event", rej.Message)
 	}
@@ -85,7 +116,7 @@ func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, ty
 func (s *Server) store(ctx context.Context, ref httpapi.SourceRef, evs []tracking.Event) error {
 	if err := s.Publisher.Publish(ctx, ref.WorkspaceID, ref.SourceID, evs); err != nil {
 		s.Logger.Error("ingest: store events", "source", ref.SourceID, "err", err)
-		return status.Error(codes.Unavailable, "INGEST_STORE_UNAVAILABLE", "events were not stored; retry", nil)
+		return status.Error(codes.Unavailable, "INGEST_STORE_UNAVAILABLE", httpapi.StoreUnavailableMessage, nil)
 	}
 	return nil
 }
@@ -136,19 +167,12 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 		return nil, status.InvalidField("INGEST_EMPTY_BATCH", "events", "batch has no events")
 	}
 	if len(r.GetEvents()) > tracking.MaxBatchEvents {
-		return nil, status.InvalidField("INGEST_BATCH_TOO_MANY_EVENTS", "events", "at most 2500 events per batch")
+		return nil, status.InvalidField("INGEST_BATCH_TOO_MANY_EVENTS", "events", fmt.Sprintf("batch has %d events; the limit is %d", len(r.GetEvents()), tracking.MaxBatchEvents))
 	}
 	resp := &ingestv1.BatchResponse{}
 	var evs []tracking.Event
 	for i, ev := range r.GetEvents() {
-		obj, err := toObject(ev, "")
-		var rej *tracking.Rejection
-		var out tracking.Event
-		if err == nil {
-			out, rej = s.Parser.ParseObject(obj, tracking.Meta{})
-		} else {
-			rej = &tracking.Rejection{Code: "invalid_event", Message: err.Error()}
-		}
+		out, rej := s.parse(ev, "")
 		if rej != nil {
 			resp.Rejected = append(resp.Rejected, &ingestv1.Rejection{Index: int32(i), Code: rej.Code, Message: rej.Message})
 			continue
@@ -158,6 +182,14 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 	}
 	if len(evs) == 0 {
 		return nil, status.InvalidField("INGEST_NO_VALID_EVENTS", "events", "none of the events is valid; first: "+resp.Rejected[0].GetMessage())
+	}
+	// The HTTP API's 500 KB per request, measured on the events' JSON.
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.JSON)
+	}
+	if size > tracking.MaxRequestBytes {
+		return nil, status.InvalidField("INGEST_REQUEST_TOO_LARGE", "events", fmt.Sprintf("the events are %d bytes of JSON; the limit per request is %d", size, tracking.MaxRequestBytes))
 	}
 	if err := s.store(ctx, ref, evs); err != nil {
 		return nil, err

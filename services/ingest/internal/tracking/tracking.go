@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -82,6 +83,9 @@ type Parser struct {
 	Now func() time.Time
 	// NewID makes a messageId for events without one.
 	NewID func() string
+
+	// fullOnly turns the fast path off (tests compare both paths).
+	fullOnly bool
 }
 
 // NewParser returns a parser with the real clock and random ids.
@@ -103,11 +107,19 @@ func RandomID() string {
 // pathType is the type implied by the path; the body's own type, when
 // present, must agree. An invalid event is a RequestError.
 func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request, error) {
+	if observeParse != nil {
+		observeParse(body, pathType, meta)
+	}
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
 	if len(body) > MaxEventBytes {
 		return nil, &RequestError{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d (Exceed payload limit)", len(body), MaxEventBytes)}
+	}
+	if !p.fullOnly {
+		if req, ok := p.fastSingle(body, pathType, meta); ok {
+			return req, nil
+		}
 	}
 	obj, err := decodeObject(body)
 	if err != nil {
@@ -117,7 +129,7 @@ func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request,
 		obj["type"] = pathType
 	}
 	if t, _ := obj["type"].(string); strings.ToLower(t) != pathType {
-		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %v does not match the %s endpoint", obj["type"], pathType)}
+		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %s does not match the %s endpoint", shownJSON(obj["type"]), pathType)}
 	}
 	req := &Request{WriteKey: stringField(obj, "writeKey")}
 	delete(obj, "writeKey")
@@ -139,21 +151,51 @@ func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request,
 // non-empty batch none of whose items is valid is no_valid_events, with the
 // per-item reasons in Rejected.
 func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
+	if observeParse != nil {
+		observeParse(body, "", meta)
+	}
 	if err := checkBody(body); err != nil {
 		return nil, err
 	}
+	if !p.fullOnly {
+		if req, err, ok := p.fastBatch(body, meta); ok {
+			return req, err
+		}
+	}
+	// One pass validates the whole body and splits it; the items are
+	// decoded one by one below. Decoder errors are reworded: they name Go
+	// types ("Go struct field .batch of type []json.RawMessage").
 	var top struct {
 		Batch        []json.RawMessage `json:"batch"`
-		WriteKey     any               `json:"writeKey"`
-		SentAt       any               `json:"sentAt"`
+		WriteKey     json.RawMessage   `json:"writeKey"`
+		SentAt       json.RawMessage   `json:"sentAt"`
 		Context      json.RawMessage   `json:"context"`
 		Integrations json.RawMessage   `json:"integrations"`
 	}
 	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, &RequestError{Code: "invalid_json", Message: "body is not a JSON object with a batch array: " + err.Error()}
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute) && ute.Field == "":
+			return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object with a batch array, not " + article(ute.Value)}
+		case errors.As(err, &ute) && ute.Field == "batch":
+			return nil, &RequestError{Code: "invalid_batch", Message: "batch must be an array of events, not " + article(ute.Value)}
+		case errors.As(err, &ute):
+			return nil, &RequestError{Code: "invalid_json", Message: "body is not a valid batch: " + ute.Field + " is " + article(ute.Value)}
+		}
+		return nil, &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + describeJSONError(err)}
 	}
 	if top.Batch == nil {
+		if string(bytes.TrimSpace(body)) == "null" {
+			return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object with a batch array, not null"}
+		}
 		return nil, &RequestError{Code: "missing_batch", Message: "body has no batch array"}
+	}
+	var writeKey, sentAt any
+	_ = json.Unmarshal(top.WriteKey, &writeKey)
+	if len(top.SentAt) > 0 {
+		d := json.NewDecoder(bytes.NewReader(top.SentAt))
+		d.UseNumber() // epoch milliseconds stay exact
+		_ = d.Decode(&sentAt)
 	}
 	if len(top.Batch) == 0 {
 		return nil, &RequestError{Code: "empty_batch", Message: "batch has no events"}
@@ -168,43 +210,53 @@ func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 		}
 		v, err := decodeObject(raw)
 		if err != nil {
-			return nil, &RequestError{Code: "invalid_" + name, Message: "top-level " + name + " must be an object"}
+			return nil, &RequestError{Code: "invalid_" + name, Message: "top-level " + name + " must be an object, not " + rawKind(raw)}
 		}
 		shared[name] = v
 	}
-	if top.SentAt != nil {
-		shared["sentAt"] = top.SentAt
+	if sentAt != nil {
+		shared["sentAt"] = sentAt
 	}
 	req := &Request{Events: make([]Event, 0, len(top.Batch))}
-	req.WriteKey, _ = top.WriteKey.(string)
+	req.WriteKey, _ = writeKey.(string)
 	now := p.now()
 	for i, raw := range top.Batch {
 		if len(raw) > MaxEventBytes {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), MaxEventBytes)})
 			continue
 		}
-		obj, err := decodeObject(raw)
-		if err != nil {
-			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object"})
-			continue
-		}
-		ev, rej, warn := p.enrich(obj, shared, now, meta)
-		if rej != nil {
-			rej.Index = i
-			req.Rejected = append(req.Rejected, *rej)
-			continue
-		}
-		if warn != nil {
-			warn.Index = i
-			req.Warnings = append(req.Warnings, *warn)
-		}
-		req.Events = append(req.Events, ev)
+		p.parseItem(req, i, raw, shared, now, meta)
 	}
 	if len(req.Events) == 0 {
 		return req, &RequestError{Code: "no_valid_events", Message: fmt.Sprintf("none of the %d events is valid; first: %s", len(top.Batch), req.Rejected[0].Message), Rejected: req.Rejected}
 	}
 	return req, nil
 }
+
+// parseItem decodes, validates and enriches batch item i (full path) and
+// adds it to req's events, rejections and warnings.
+func (p *Parser) parseItem(req *Request, i int, raw []byte, shared map[string]any, now time.Time, meta Meta) {
+	obj, err := decodeObject(raw)
+	if err != nil {
+		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object, not " + rawKind(raw)})
+		return
+	}
+	ev, rej, warn := p.enrich(obj, shared, now, meta)
+	if rej != nil {
+		rej.Index = i
+		req.Rejected = append(req.Rejected, *rej)
+		return
+	}
+	if warn != nil {
+		warn.Index = i
+		req.Warnings = append(req.Warnings, *warn)
+	}
+	req.Events = append(req.Events, ev)
+}
+
+// observeParse, when set (by this package's tests), sees every body
+// parsed: the tests then compare the fast and the full path on each.
+var observeParse func(body []byte, pathType string, meta Meta)
 
 // now is the receivedAt clock, truncated to the millisecond so that
 // receivedAt and the corrected timestamp are exact to the millisecond.
@@ -237,20 +289,94 @@ func checkBody(body []byte) error {
 	return nil
 }
 
+// decodeObject decodes a JSON object (numbers as json.Number). Its errors
+// speak JSON's terms, never Go's: a decoder error such as "cannot unmarshal
+// array into Go value of type map[string]interface {}" is reworded.
 func decodeObject(b []byte) (map[string]any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
-	var obj map[string]any
-	if err := d.Decode(&obj); err != nil {
-		return nil, &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + err.Error()}
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + describeJSONError(err)}
 	}
-	if obj == nil {
-		return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object"}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object, not " + jsonKind(v)}
 	}
-	if d.More() {
+	if _, err := d.Token(); err != io.EOF {
 		return nil, &RequestError{Code: "invalid_json", Message: "body has data after the JSON object"}
 	}
 	return obj, nil
+}
+
+// describeJSONError words a decoding error without Go type names.
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("%s (at byte %d)", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "it ends before the JSON value is complete"
+	default:
+		return "it cannot be decoded"
+	}
+}
+
+// jsonKind names the JSON kind of a decoded value: "an array", "a string",
+// "null"…
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "an unsupported value"
+}
+
+// rawKind names the JSON kind of raw JSON text.
+func rawKind(raw json.RawMessage) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "invalid JSON"
+	}
+	return jsonKind(v)
+}
+
+// article words a JSON kind as json.UnmarshalTypeError.Value names it
+// ("array", "string", "number", "bool").
+func article(kind string) string {
+	switch kind {
+	case "array", "object":
+		return "an " + kind
+	case "bool":
+		return "a boolean"
+	case "string", "number":
+		return "a " + kind
+	}
+	return kind
+}
+
+// shownJSON renders a decoded value as JSON text for a message (a value
+// the server cannot read is shown as the client sent it, never in Go
+// syntax); long values are cut.
+func shownJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return jsonKind(v)
+	}
+	if len(b) > 100 {
+		return string(b[:100]) + "…"
+	}
+	return string(b)
 }
 
 func stringField(obj map[string]any, k string) string {
@@ -268,8 +394,10 @@ func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time
 	typ, _ := obj["type"].(string)
 	typ = strings.ToLower(typ)
 	if !KnownTypes[typ] {
-		shown, _ := json.Marshal(obj["type"])
-		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %s is not one of identify, track, page, screen, group, alias", shown)}, nil
+		if t, has := obj["type"]; !has || t == nil || t == "" {
+			return Event{}, &Rejection{Code: "invalid_type", Message: "type is required: one of identify, track, page, screen, group, alias"}, nil
+		}
+		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %s is not one of identify, track, page, screen, group, alias", shownJSON(obj["type"]))}, nil
 	}
 	obj["type"] = typ
 	for _, k := range []string{"userId", "anonymousId", "groupId", "previousId"} {
@@ -448,12 +576,12 @@ func setTimestamps(obj map[string]any, now time.Time) *Rejection {
 	case hasTS:
 		obj["timestamp"] = ts.Format(TimeFormat)
 		if hasSentRaw {
-			warn = &Rejection{Code: "invalid_sent_at", Message: fmt.Sprintf("sentAt %v is not an ISO-8601 time or epoch milliseconds; timestamp was not corrected", sentRaw)}
+			warn = &Rejection{Code: "invalid_sent_at", Message: fmt.Sprintf("sentAt %s is not an ISO-8601 time or epoch milliseconds; timestamp was not corrected", shownJSON(sentRaw))}
 		}
 	default:
 		obj["timestamp"] = now.Format(TimeFormat)
 		if hasRaw {
-			warn = &Rejection{Code: "invalid_timestamp", Message: fmt.Sprintf("%s %v is not an ISO-8601 time or epoch milliseconds; timestamp is receivedAt", key, raw)}
+			warn = &Rejection{Code: "invalid_timestamp", Message: fmt.Sprintf("%s %s is not an ISO-8601 time or epoch milliseconds; timestamp is receivedAt", key, shownJSON(raw))}
 		}
 	}
 	return warn

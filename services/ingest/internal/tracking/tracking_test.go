@@ -3,6 +3,7 @@ package tracking
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,28 @@ func TestParseBatchLimits(t *testing.T) {
 	_, err = newTestParser().ParseBatch([]byte(big), Meta{})
 	if !errors.As(err, &re) || re.Code != "request_too_large" {
 		t.Errorf("over 500 KB: err = %v, want request_too_large", err)
+	}
+}
+
+func TestParseBatchTopLevelFields(t *testing.T) {
+	t.Parallel()
+	// The device clock is 10 s ahead; the batch's sentAt is epoch
+	// milliseconds (kept exact), the item's timestamp 5 s before it.
+	sent := fixedNow.Add(10 * time.Second).UnixMilli()
+	body := `{"writeKey":"wk-body","sentAt":` + strconv.FormatInt(sent, 10) + `,"context":{"app":"x"},"integrations":{"All":false},` +
+		`"batch":[{"type":"track","userId":"u","event":"E","timestamp":"2026-12-03T12:00:05.000Z","context":{"ip":"1.2.3.4"}}]}`
+	req, err := newTestParser().ParseBatch([]byte(body), Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.WriteKey != "wk-body" || len(req.Events) != 1 || len(req.Warnings) != 0 {
+		t.Fatalf("writeKey %q, %d events, warnings %v", req.WriteKey, len(req.Events), req.Warnings)
+	}
+	ev := decode(t, req.Events[0].JSON)
+	ctx, _ := ev["context"].(map[string]any)
+	integ, _ := ev["integrations"].(map[string]any)
+	if ev["timestamp"] != "2026-12-03T11:59:55.000Z" || ev["sentAt"] != "2026-12-03T12:00:10.000Z" ||
+		ctx["app"] != "x" || ctx["ip"] != "1.2.3.4" || integ["All"] != false {
+		t.Errorf("stored %s", req.Events[0].JSON)
 	}
 }

@@ -153,7 +153,11 @@ func (l *Loader) Load(ctx context.Context, schemaName string, events [][]byte) (
 }
 
 func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events [][]byte, res *Result) error {
-	one, err := l.loadOnce(ctx, schemaName, events)
+	one, err := l.loadOnce(ctx, schemaName, events, false)
+	if errors.Is(err, sqlengine.ErrConcurrentKey) {
+		// Another writer inserted one of the ids after the probe: load again through the merge.
+		one, err = l.loadOnce(ctx, schemaName, events, true)
+	}
 	if err == nil {
 		res.add(one)
 		return nil
@@ -222,8 +226,9 @@ func (l *Loader) inTx(ctx context.Context, f func(conn *sql.Conn, tx *sql.Tx) er
 	return nil
 }
 
-// loadOnce loads events in one transaction.
-func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte) (Result, error) {
+// loadOnce loads events in one transaction. merge disables the direct-write fast path
+// (sqlengine.InsertNew), so every table is written through the staging table and merge.
+func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte, merge bool) (Result, error) {
 	res := Result{Rows: map[string]int64{}}
 	rows := l.buildRows(schemaName, events, l.now().UTC(), &res)
 	if len(rows) == 0 {
@@ -235,7 +240,7 @@ func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byt
 	}
 	staged := maps.Clone(known) // tables are replaced, never mutated, so a shallow clone is enough
 	err = l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
-		return l.write(ctx, conn, tx, schemaName, staged, rows, &res)
+		return l.write(ctx, conn, tx, schemaName, staged, rows, merge, &res)
 	})
 	if err != nil {
 		// The database may now differ from what we believed; read it again next time.
@@ -336,7 +341,7 @@ func (l *Loader) layout(ctx context.Context, schemaName string) (schemaLayout, e
 }
 
 // write runs the whole load inside tx, recording new tables and columns in staged.
-func (l *Loader) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, staged schemaLayout, rows []schema.Row, res *Result) error {
+func (l *Loader) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, staged schemaLayout, rows []schema.Row, merge bool, res *Result) error {
 	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, schemaName)); err != nil {
 		return fmt.Errorf("create schema %q: %w", schemaName, err)
 	}
@@ -364,7 +369,7 @@ func (l *Loader) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaNa
 		case schema.TableUsers, schema.TableAccounts:
 			n, d, err = l.upsert(ctx, tx, schemaName, staged[table], table, trows)
 		default:
-			n, d, err = l.insert(ctx, conn, tx, schemaName, staged[table], table, trows)
+			n, d, err = l.insert(ctx, conn, tx, schemaName, staged[table], table, trows, merge)
 		}
 		if err != nil {
 			return err
@@ -484,7 +489,7 @@ func rowValues(table string, cols []string, kinds tableColumns, r schema.Row, di
 
 // insert writes rows through the engine's bulk path and merges them on id, skipping ids already
 // present. Within the batch the first row for an id wins.
-func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, kinds tableColumns, table string, rows []schema.Row) (int64, []discard, error) {
+func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, kinds tableColumns, table string, rows []schema.Row, merge bool) (int64, []discard, error) {
 	seen := map[string]bool{}
 	unique := rows[:0:0]
 	used := map[string]bool{}
@@ -512,7 +517,11 @@ func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaN
 	for i, c := range cols {
 		typed[i] = sqlengine.Column{Name: c, Kind: kinds[c]}
 	}
-	n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+	if merge {
+		n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+		return n, discards, err
+	}
+	n, err := sqlengine.InsertNew(ctx, conn, tx, l.d, schemaName, table, slices.Index(cols, "id"), typed, values)
 	return n, discards, err
 }
 

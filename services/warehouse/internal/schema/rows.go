@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyardhq/switchyard/services/internal/sqlengine"
@@ -106,30 +107,29 @@ func Build(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 	}
 	b := builder{}
 
-	common := map[string]Value{
-		"id":      {sqlengine.KindString, msgID},
-		"uuid_ts": {sqlengine.KindTimestamp, loadedAt},
-	}
+	// Properties and traits never map to a column of common (system and context_* columns are
+	// discarded), so rows are filled in place instead of merged from separate maps.
+	ctx, hasCtx := obj(ev, "context")
+	common := make(map[string]Value, 8+2*len(ctx))
+	common["id"] = Value{sqlengine.KindString, msgID}
+	common["uuid_ts"] = Value{sqlengine.KindTimestamp, loadedAt}
 	received := loadedAt
 	if t, ok := parseTime(str(ev, "receivedAt")); ok {
 		received = t
 	}
 	common["received_at"] = Value{sqlengine.KindTimestamp, received}
-	for key, col := range map[string]string{"sentAt": "sent_at", "timestamp": "timestamp", "originalTimestamp": "original_timestamp"} {
-		if t, ok := parseTime(str(ev, key)); ok {
-			common[col] = Value{sqlengine.KindTimestamp, t}
+	for _, kc := range timeColumns {
+		if t, ok := parseTime(str(ev, kc[0])); ok {
+			common[kc[1]] = Value{sqlengine.KindTimestamp, t}
 		}
 	}
-	for key, col := range map[string]string{"anonymousId": "anonymous_id", "userId": "user_id"} {
-		if s := str(ev, key); s != "" {
-			common[col] = Value{sqlengine.KindString, s}
+	for _, kc := range idColumns {
+		if s := str(ev, kc[0]); s != "" {
+			common[kc[1]] = Value{sqlengine.KindString, s}
 		}
 	}
-	if ctx, ok := obj(ev, "context"); ok {
-		cols := b.flatten(typ, "context", ctx, nil)
-		for c, v := range cols {
-			common[c] = v
-		}
+	if hasCtx {
+		b.flatten(common, typ, "context", ctx, nil)
 	}
 
 	var rows []Row
@@ -143,64 +143,111 @@ func Build(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 		if reservedTables[table] {
 			table = "_" + table
 		}
-		base := with(common, map[string]Value{
-			"event":      {sqlengine.KindString, table},
-			"event_text": {sqlengine.KindString, text},
-		})
-		rows = append(rows, Row{Table: TableTracks, Columns: base})
+		common["event"] = Value{sqlengine.KindString, table}
+		common["event_text"] = Value{sqlengine.KindString, text}
 		if table == "" {
+			rows = append(rows, Row{Table: TableTracks, Columns: common})
 			b.notice(TableTracks, "", text, "event name has no letters or digits: no event table")
 			break
 		}
-		props := b.fields(table, ev, "properties", nil)
-		rows = append(rows, Row{Table: table, Columns: with(base, props)})
+		props, _ := obj(ev, "properties")
+		row := copyMap(common, len(props))
+		b.flatten(row, table, "", props, nil)
+		rows = append(rows, Row{Table: TableTracks, Columns: common}, Row{Table: table, Columns: row})
 	case "identify":
-		traits := b.fields(TableIdentifies, ev, "traits", nil)
-		rows = append(rows, Row{Table: TableIdentifies, Columns: with(common, traits)})
+		traits, _ := obj(ev, "traits")
+		var user map[string]Value
 		if uid, ok := common["user_id"]; ok {
-			user := with(map[string]Value{
-				"id":          uid,
-				"received_at": common["received_at"],
-				"uuid_ts":     common["uuid_ts"],
-			}, traits)
-			rows = append(rows, Row{Table: TableUsers, Columns: user})
+			user = make(map[string]Value, 3+len(traits))
+			user["id"] = uid
+			user["received_at"] = common["received_at"]
+			user["uuid_ts"] = common["uuid_ts"]
 		}
+		if user == nil {
+			b.flatten(common, TableIdentifies, "", traits, nil)
+			rows = append(rows, Row{Table: TableIdentifies, Columns: common})
+			break
+		}
+		b.flatten(user, TableIdentifies, "", traits, nil)
+		moveTraits(common, user)
+		rows = append(rows, Row{Table: TableIdentifies, Columns: common}, Row{Table: TableUsers, Columns: user})
 	case "page", "screen":
 		table := TablePages
 		if typ == "screen" {
 			table = TableScreens
 		}
-		extra := map[string]Value{}
 		if name := str(ev, "name"); name != "" {
-			extra["name"] = Value{sqlengine.KindString, name}
+			common["name"] = Value{sqlengine.KindString, name}
 		}
-		props := b.fields(table, ev, "properties", map[string]bool{"name": true})
-		rows = append(rows, Row{Table: table, Columns: with(with(common, extra), props)})
+		props, _ := obj(ev, "properties")
+		b.flatten(common, table, "", props, reservedName)
+		rows = append(rows, Row{Table: table, Columns: common})
 	case "group":
-		extra := map[string]Value{}
-		if gid := str(ev, "groupId"); gid != "" {
-			extra["group_id"] = Value{sqlengine.KindString, gid}
+		gid := str(ev, "groupId")
+		if gid != "" {
+			common["group_id"] = Value{sqlengine.KindString, gid}
 		}
-		traits := b.fields(TableGroups, ev, "traits", map[string]bool{"group_id": true})
-		rows = append(rows, Row{Table: TableGroups, Columns: with(with(common, extra), traits)})
-		if gid, ok := extra["group_id"]; ok {
-			account := with(map[string]Value{
-				"id":          gid,
-				"received_at": common["received_at"],
-				"uuid_ts":     common["uuid_ts"],
-			}, traits)
-			rows = append(rows, Row{Table: TableAccounts, Columns: account})
+		traits, _ := obj(ev, "traits")
+		var account map[string]Value
+		if gid != "" {
+			account = make(map[string]Value, 3+len(traits))
+			account["id"] = Value{sqlengine.KindString, gid}
+			account["received_at"] = common["received_at"]
+			account["uuid_ts"] = common["uuid_ts"]
 		}
+		if account == nil {
+			b.flatten(common, TableGroups, "", traits, reservedGroupID)
+			rows = append(rows, Row{Table: TableGroups, Columns: common})
+			break
+		}
+		b.flatten(account, TableGroups, "", traits, reservedGroupID)
+		moveTraits(common, account)
+		rows = append(rows, Row{Table: TableGroups, Columns: common}, Row{Table: TableAccounts, Columns: account})
 	case "alias":
-		extra := map[string]Value{}
 		if prev := str(ev, "previousId"); prev != "" {
-			extra["previous_id"] = Value{sqlengine.KindString, prev}
+			common["previous_id"] = Value{sqlengine.KindString, prev}
 		}
-		rows = append(rows, Row{Table: TableAliases, Columns: with(common, extra)})
+		rows = append(rows, Row{Table: TableAliases, Columns: common})
 	default:
 		return nil, nil, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, typ)
 	}
 	return rows, b.notices, nil
+}
+
+// The envelope's timestamp and identity fields and their columns.
+var (
+	timeColumns = [][2]string{{"sentAt", "sent_at"}, {"timestamp", "timestamp"}, {"originalTimestamp", "original_timestamp"}}
+	idColumns   = [][2]string{{"anonymousId", "anonymous_id"}, {"userId", "user_id"}}
+)
+
+// Names properties and traits may not take besides the system columns, per call type.
+var (
+	reservedName    = map[string]bool{"name": true}
+	reservedGroupID = map[string]bool{"group_id": true}
+)
+
+// copyMap returns a copy of m with room for extra more entries.
+func copyMap(m map[string]Value, extra int) map[string]Value {
+	out := make(map[string]Value, len(m)+extra)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// moveTraits copies into dst the columns of traits other than the three owner columns (id,
+// received_at, uuid_ts) a users or accounts row starts with.
+func moveTraits(dst, owner map[string]Value) {
+	if len(owner) == 3 {
+		return
+	}
+	for c, v := range owner {
+		switch c {
+		case "id", "received_at", "uuid_ts":
+		default:
+			dst[c] = v
+		}
+	}
 }
 
 // builder collects notices while flattening one event.
@@ -212,59 +259,131 @@ func (b *builder) notice(table, column, key, reason string) {
 	b.notices = append(b.notices, Notice{Table: table, Column: column, Key: key, Reason: reason})
 }
 
-// fields flattens the object ev[key] (properties or traits) into un-prefixed columns, discarding
-// system columns, context_* and the extra reserved names.
-func (b *builder) fields(table string, ev Object, key string, reserved map[string]bool) map[string]Value {
-	o, ok := obj(ev, key)
-	if !ok {
-		return nil
-	}
-	return b.flatten(table, "", o, reserved)
+// flatten adds the columns of o to dst, named prefix_key_subkey…; keys are snake-cased one by one.
+// Without a prefix (properties, traits) system columns, context_* and reserved names are discarded
+// with a notice. When several keys map to one column the last wins, with a notice naming the key it
+// replaced. dst must not hold beforehand any name flatten may produce (Build's callers guarantee it:
+// properties and traits never take a system, context_* or reserved name), so a name already in dst
+// is a collision within o.
+func (b *builder) flatten(dst map[string]Value, table, prefix string, o Object, reserved map[string]bool) {
+	leaf := 0
+	b.walk(o, prefix, nil, reserved, func(col string, path []string, key string, v Value) bool {
+		leaf++
+		if _, dup := dst[col]; dup {
+			b.notice(table, col, b.earlierKey(o, prefix, reserved, col, leaf),
+				fmt.Sprintf("key %q maps to the same column and comes later: it wins", keyPath(path, key)))
+		}
+		dst[col] = v
+		return true
+	}, table)
 }
 
-// flatten turns o into columns named prefix_key_subkey…; keys are snake-cased one by one.
-func (b *builder) flatten(table, prefix string, o Object, reserved map[string]bool) map[string]Value {
-	cols := map[string]Value{}
-	from := map[string]string{} // column → key path that set it
-	var walk func(prefix, path string, o Object)
-	walk = func(prefix, path string, o Object) {
-		for _, m := range o {
-			name := prefix
-			if part := Snake(m.Key); part != "" {
-				if name != "" {
-					name += "_"
-				}
-				name += part
+// walk visits the leaves of o in document order that become a column, calling f with the column,
+// the key path and the typed value, until f returns false. With a table it records the notices of
+// keys that become no column.
+func (b *builder) walk(o Object, prefix string, path []string, reserved map[string]bool, f func(col string, path []string, key string, v Value) bool, table string) bool {
+	for _, m := range o {
+		if sub, ok := m.Value.(Object); ok {
+			if !b.walk(sub, columnName(prefix, m.Key), append(path, m.Key), reserved, f, table) { // an empty object adds nothing
+				return false
 			}
-			keyPath := m.Key
-			if path != "" {
-				keyPath = path + "." + m.Key
+			continue
+		}
+		v, ok := infer(m.Value)
+		if !ok {
+			continue // null: no column
+		}
+		col := Ident(columnName(prefix, m.Key))
+		switch {
+		case col == "":
+			if table != "" {
+				b.notice(table, "", keyPath(path, m.Key), "name has no letters or digits")
 			}
-			if sub, ok := m.Value.(Object); ok {
-				walk(name, keyPath, sub) // an empty object adds nothing
-				continue
+		case prefix == "" && (systemColumns[col] || reserved[col] || strings.HasPrefix(col, "context_")):
+			if table != "" {
+				b.notice(table, col, keyPath(path, m.Key), "collides with a reserved column: discarded")
 			}
-			v, ok := infer(m.Value)
-			if !ok {
-				continue // null: no column
-			}
-			col := Ident(name)
-			switch {
-			case col == "":
-				b.notice(table, "", keyPath, "name has no letters or digits")
-			case prefix == "" && (systemColumns[col] || reserved[col] || strings.HasPrefix(col, "context_")):
-				b.notice(table, col, keyPath, "collides with a reserved column: discarded")
-			default:
-				if prev, dup := from[col]; dup {
-					b.notice(table, col, prev, fmt.Sprintf("key %q maps to the same column and comes later: it wins", keyPath))
-				}
-				cols[col] = v
-				from[col] = keyPath
+		default:
+			if !f(col, path, m.Key, v) {
+				return false
 			}
 		}
 	}
-	walk(prefix, "", o)
-	return cols
+	return true
+}
+
+// earlierKey returns the key path of the last column-producing leaf of o before the n-th one
+// (1-based, in walk order) that maps to col: the key a later one replaced. Only called on a
+// collision, which is rare, so it walks o again instead of recording every key path.
+func (b *builder) earlierKey(o Object, prefix string, reserved map[string]bool, col string, n int) string {
+	var found string
+	i := 0
+	quiet := &builder{}
+	quiet.walk(o, prefix, nil, reserved, func(c string, path []string, key string, _ Value) bool {
+		i++
+		if i >= n {
+			return false
+		}
+		if c == col {
+			found = keyPath(path, key)
+		}
+		return true
+	}, "")
+	return found
+}
+
+// columnName joins a prefix and the snake_case form of key with "_" (a key without letters or
+// digits adds nothing). Results are cached: events of one source repeat the same keys.
+func columnName(prefix, key string) string {
+	k := nameKey{prefix, key}
+	names.RLock()
+	name, ok := names.m[k]
+	names.RUnlock()
+	if ok {
+		return name
+	}
+	name = prefix
+	if part := Snake(key); part != "" {
+		if name != "" {
+			name += "_"
+		}
+		name += part
+	}
+	names.Lock()
+	if len(names.m) < maxCachedNames {
+		names.m[k] = name
+	}
+	names.Unlock()
+	return name
+}
+
+type nameKey struct{ prefix, key string }
+
+// maxCachedNames bounds the column-name cache; names past it are computed each time.
+const maxCachedNames = 1 << 14
+
+var names = struct {
+	sync.RWMutex
+	m map[nameKey]string
+}{m: map[nameKey]string{}}
+
+// keyPath renders a key's path for notices: the keys from the flattened object down, joined by ".".
+// An empty key at the top adds nothing to the path ({"": {"id": 1}} gives "id"), as it adds nothing
+// to the column name.
+func keyPath(path []string, key string) string {
+	p := ""
+	for i := 0; i <= len(path); i++ {
+		part := key
+		if i < len(path) {
+			part = path[i]
+		}
+		if p == "" {
+			p = part
+		} else {
+			p += "." + part
+		}
+	}
+	return p
 }
 
 // str returns ev[key] as a string; numbers and booleans are rendered as text (userId may be a
@@ -304,8 +423,8 @@ func with(a, b map[string]Value) map[string]Value {
 // parseTime accepts a full RFC 3339 date-time (with optional fraction and any offset) and returns
 // it in UTC. Dates alone ("2024-01-01") are not timestamps.
 func parseTime(s string) (time.Time, bool) {
-	if len(s) < len("2006-01-02T15:04:05Z") {
-		return time.Time{}, false
+	if len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[7] != '-' || !isDigit(s[0]) {
+		return time.Time{}, false // cheap refusal of what cannot be a date-time
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -325,8 +444,11 @@ func infer(v any) (Value, bool) {
 	case bool:
 		return Value{sqlengine.KindBool, x}, true
 	case json.Number:
-		if i, err := strconv.ParseInt(x.String(), 10, 64); err == nil {
-			return Value{sqlengine.KindInt, i}, true
+		// A literal with a fraction or exponent never parses as an integer: skip the attempt.
+		if !strings.ContainsAny(x.String(), ".eE") {
+			if i, err := strconv.ParseInt(x.String(), 10, 64); err == nil {
+				return Value{sqlengine.KindInt, i}, true
+			}
 		}
 		if f, err := strconv.ParseFloat(x.String(), 64); err == nil {
 			return Value{sqlengine.KindFloat, f}, true

@@ -212,8 +212,8 @@ func TestGA4(t *testing.T) {
 	t.Parallel()
 	v := newVendor(t, "")
 	settings := map[string]any{"measurementId": "G-TEST", "apiSecret": "SECRET", "endpoint": v.srv.URL + "/mp/collect"}
-	deliver(t, "ga4", settings, trackJSON)
-	deliver(t, "ga4", settings, pageJSON)
+	deliver(t, "google-analytics-4", settings, trackJSON)
+	deliver(t, "google-analytics-4", settings, pageJSON)
 	r := v.reqs[0]
 	if r.Path != "/mp/collect" || r.Query != "api_secret=SECRET&measurement_id=G-TEST" {
 		t.Errorf("request = %s?%s", r.Path, r.Query)
@@ -295,7 +295,7 @@ func TestRabbitMQ(t *testing.T) {
 
 func TestEveryTypeDeclaresItself(t *testing.T) {
 	t.Parallel()
-	want := []string{"amplitude", "ga4", "mixpanel", "rabbitmq", "redis", "slack", "webhook"}
+	want := []string{"amplitude", "google-analytics-4", "mixpanel", "rabbitmq", "redis", "slack", "webhook"}
 	var got []string
 	for _, typ := range destinations.All() {
 		got = append(got, typ.Slug)

@@ -23,7 +23,7 @@ func init() {
 			Category:    "Analytics",
 			Description: "Sends events and user properties to Amplitude's HTTP V2 API.",
 			Settings: []destinations.Setting{
-				{Name: "apiKey", Type: destinations.SettingSecret, Required: true, Description: "The project's API key."},
+				{Name: "apiKey", Type: destinations.SettingString, Required: true, Secret: true, Description: "The project's API key."},
 				{Name: "endpoint", Type: destinations.SettingURL, Default: DefaultEndpoint, Description: "HTTP V2 endpoint (EU: https://api.eu.amplitude.com/2/httpapi)."},
 				{Name: "batchSize", Type: destinations.SettingNumber, Default: float64(1), Description: "Events per request (1–1000)."},
 			},
@@ -31,7 +31,7 @@ func init() {
 		},
 		Actions: []destinations.Action{
 			{Name: "logEvent", Description: "Log an event (track, page, screen).", DefaultTrigger: "type = 'track' or type = 'page' or type = 'screen'"},
-			{Name: "identifyUser", Description: "Set user properties ($identify).", DefaultTrigger: "type = 'identify'"},
+			{Name: "identifyUser", Description: "Set user properties ($identify).", DefaultTrigger: "type = 'identify'", RecordType: "identify"},
 		},
 		New: func(cfg destinations.Config) (destinations.Instance, error) {
 			n := int(cfg.Settings.Number("batchSize"))

@@ -21,20 +21,20 @@ const DefaultEndpoint = "https://www.google-analytics.com/mp/collect"
 func init() {
 	destinations.Register(&destinations.Type{
 		Metadata: destinations.Metadata{
-			Slug:        "ga4",
+			Slug:        "google-analytics-4",
 			Name:        "Google Analytics 4",
 			Category:    "Analytics",
 			Description: "Sends events to a GA4 property through the Measurement Protocol.",
 			Settings: []destinations.Setting{
 				{Name: "measurementId", Type: destinations.SettingString, Required: true, Description: "The web stream's measurement id (G-…)."},
-				{Name: "apiSecret", Type: destinations.SettingSecret, Required: true, Description: "A Measurement Protocol API secret of the stream."},
+				{Name: "apiSecret", Type: destinations.SettingString, Required: true, Secret: true, Description: "A Measurement Protocol API secret of the stream."},
 				{Name: "endpoint", Type: destinations.SettingURL, Default: DefaultEndpoint, Description: "Collection endpoint (debug: …/debug/mp/collect)."},
 			},
 			SupportedEvents: []string{"track", "page"},
 		},
 		Actions: []destinations.Action{
 			{Name: "sendEvent", Description: "Send a custom event named after the track event (snake_case).", DefaultTrigger: "type = 'track'"},
-			{Name: "pageView", Description: "Send page_view.", DefaultTrigger: "type = 'page'"},
+			{Name: "pageView", Description: "Send page_view.", DefaultTrigger: "type = 'page'", RecordType: "page"},
 		},
 		New: func(cfg destinations.Config) (destinations.Instance, error) {
 			return &instance{client: cfg.HTTP, s: cfg.Settings}, nil

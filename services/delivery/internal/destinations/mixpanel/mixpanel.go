@@ -29,7 +29,7 @@ func init() {
 			Description: "Imports events and sets user profiles in Mixpanel.",
 			Settings: []destinations.Setting{
 				{Name: "projectToken", Type: destinations.SettingString, Required: true, Description: "The project token."},
-				{Name: "apiSecret", Type: destinations.SettingSecret, Required: true, Description: "The project's API secret (Basic auth of /import)."},
+				{Name: "apiSecret", Type: destinations.SettingString, Required: true, Secret: true, Description: "The project's API secret (Basic auth of /import)."},
 				{Name: "apiHost", Type: destinations.SettingURL, Default: DefaultAPIHost, Description: "Ingestion host (EU: https://api-eu.mixpanel.com)."},
 				{Name: "batchSize", Type: destinations.SettingNumber, Default: float64(1), Description: "Events per /import request (1–2000)."},
 			},
@@ -37,7 +37,7 @@ func init() {
 		},
 		Actions: []destinations.Action{
 			{Name: "trackEvent", Description: "Import an event (track, page, screen).", DefaultTrigger: "type = 'track' or type = 'page' or type = 'screen'"},
-			{Name: "identifyUser", Description: "Set profile properties ($set) from traits.", DefaultTrigger: "type = 'identify' and typeof(userId) = 'string'"},
+			{Name: "identifyUser", Description: "Set profile properties ($set) from traits.", DefaultTrigger: "type = 'identify' and typeof(userId) = 'string'", RecordType: "identify"},
 		},
 		New: func(cfg destinations.Config) (destinations.Instance, error) {
 			n := int(cfg.Settings.Number("batchSize"))

@@ -21,7 +21,7 @@ func init() {
 			Category:    "Raw Data",
 			Description: "Publishes every event as JSON to a RabbitMQ exchange.",
 			Settings: []destinations.Setting{
-				{Name: "url", Type: destinations.SettingSecret, Default: "amqp://guest:guest@127.0.0.1:5672/", Description: "AMQP URL (amqp://user:pass@host:port/vhost)."},
+				{Name: "url", Type: destinations.SettingString, Required: true, Secret: true, Description: "AMQP URL, e.g. amqp://user:pass@host:5672/vhost."},
 				{Name: "exchange", Type: destinations.SettingString, Description: "Exchange to publish to (empty: the default exchange, routing key = queue)."},
 				{Name: "routingKey", Type: destinations.SettingString, Default: "switchyard.{{type}}", Description: "Routing key; {{path}} inserts event values."},
 			},

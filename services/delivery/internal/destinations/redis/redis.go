@@ -22,7 +22,7 @@ func init() {
 			Settings: []destinations.Setting{
 				{Name: "address", Type: destinations.SettingString, Default: "127.0.0.1:6379", Description: "host:port of the Redis server."},
 				{Name: "username", Type: destinations.SettingString, Description: "ACL user."},
-				{Name: "password", Type: destinations.SettingSecret, Description: "Password."},
+				{Name: "password", Type: destinations.SettingString, Secret: true, Description: "Password."},
 				{Name: "database", Type: destinations.SettingNumber, Default: float64(0), Description: "Database index."},
 				{Name: "keyPrefix", Type: destinations.SettingString, Default: "user:", Description: "Prefix of the per-user hash key."},
 			},
@@ -32,6 +32,7 @@ func init() {
 			Name:           "setTraits",
 			Description:    "HSET the traits into <keyPrefix><userId>.",
 			DefaultTrigger: "type = 'identify' and typeof(userId) = 'string'",
+			RecordType:     "identify",
 		}},
 		New: func(cfg destinations.Config) (destinations.Instance, error) {
 			s := cfg.Settings

@@ -19,10 +19,10 @@ func init() {
 		Metadata: destinations.Metadata{
 			Slug:        "slack",
 			Name:        "Slack",
-			Category:    "Raw Data",
+			Category:    "Messaging",
 			Description: "Posts a message per event to a Slack channel through an incoming webhook.",
 			Settings: []destinations.Setting{
-				{Name: "webhookUrl", Type: destinations.SettingURL, Required: true, Description: "The incoming webhook URL (https://hooks.slack.com/services/…)."},
+				{Name: "webhookUrl", Type: destinations.SettingURL, Required: true, Secret: true, Description: "The incoming webhook URL (https://hooks.slack.com/services/…)."},
 				{Name: "template", Type: destinations.SettingString, Default: DefaultTemplate, Description: "Message text; {{path}} inserts the event's value at path."},
 				{Name: "channel", Type: destinations.SettingString, Description: "Channel override (legacy webhooks only)."},
 				{Name: "username", Type: destinations.SettingString, Description: "Bot name override (legacy webhooks only)."},

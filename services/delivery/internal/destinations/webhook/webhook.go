@@ -39,10 +39,11 @@ func init() {
 			Description: "POSTs every event as JSON to your endpoint.",
 			Settings: []destinations.Setting{
 				{Name: "url", Type: destinations.SettingURL, Required: true, Description: "Endpoint the events are POSTed to."},
-				{Name: "headers", Type: destinations.SettingObject, Description: "Extra request headers."},
-				{Name: "sharedSecret", Type: destinations.SettingSecret, Description: "Signs each body: the signature header holds hex(HMAC(secret, body))."},
+				{Name: "headers", Type: destinations.SettingMap, Secret: true, Description: "Extra request headers, e.g. an Authorization header."},
+				{Name: "sharedSecret", Type: destinations.SettingString, Secret: true, Description: "Signs each body: the signature header holds hex(HMAC(secret, body))."},
 				{Name: "signatureHeader", Type: destinations.SettingString, Default: DefaultSignatureHeader, Description: "Header that carries the signature."},
-				{Name: "signatureAlgorithm", Type: destinations.SettingString, Default: "sha1", Description: "sha1 (Segment's webhooks) or sha256."},
+				{Name: "signatureAlgorithm", Type: destinations.SettingSelect, Choices: []string{"sha1", "sha256"}, Default: "sha1", Description: "sha1 (Segment's webhooks) or sha256."},
+				{Name: "method", Type: destinations.SettingSelect, Choices: []string{http.MethodPost, http.MethodPut, http.MethodPatch}, Default: http.MethodPost, Description: "HTTP method of the requests."},
 				{Name: "batchSize", Type: destinations.SettingNumber, Default: float64(1), Description: "Events per request (1–1000); above 1 the body is a JSON array of events."},
 			},
 			SupportedEvents: []string{"track", "identify", "page", "screen", "group", "alias"},
@@ -58,6 +59,7 @@ func init() {
 
 type instance struct {
 	client   *http.Client
+	method   string
 	url      string
 	headers  map[string]string
 	secret   []byte
@@ -70,6 +72,7 @@ func newInstance(cfg destinations.Config) (destinations.Instance, error) {
 	s := cfg.Settings
 	in := &instance{
 		client:  cfg.HTTP,
+		method:  s.String("method"),
 		url:     s.String("url"),
 		headers: s.StringMap("headers"),
 		secret:  []byte(s.String("sharedSecret")),
@@ -124,7 +127,7 @@ func (in *instance) Send(ctx context.Context, _ string, ps []destinations.Payloa
 	if err != nil {
 		return destinations.Permanent(fmt.Errorf("encode body: %w", err))
 	}
-	req, err := http.NewRequest(http.MethodPost, in.url, nil)
+	req, err := http.NewRequest(in.method, in.url, nil)
 	if err != nil {
 		return destinations.Permanent(fmt.Errorf("build request: %w", err))
 	}
