@@ -7,6 +7,10 @@
 package metrics
 
 import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"math"
 	"sort"
 	"sync"
@@ -147,16 +151,25 @@ func (r *Registry) update(id string, f func(b *bucket)) {
 // was received.
 func (r *Registry) Delivered(id string, latency time.Duration) {
 	r.update(id, func(b *bucket) { b.delivered++; b.hist[binOf(latency)]++ })
+	exported.outcome(id, "delivered", "")
+	exported.latency.Record(context.Background(), latency.Seconds(), metric.WithAttributes(attribute.String("destination", id)))
 }
 
 // Retried records a failed attempt that will be retried.
-func (r *Registry) Retried(id string) { r.update(id, func(b *bucket) { b.retried++ }) }
+func (r *Registry) Retried(id string) {
+	r.update(id, func(b *bucket) { b.retried++ })
+	exported.outcome(id, "retrying", "")
+}
 
 // Filtered records an event a filter or the integrations object kept away.
-func (r *Registry) Filtered(id string) { r.update(id, func(b *bucket) { b.filtered++ }) }
+func (r *Registry) Filtered(id string) {
+	r.update(id, func(b *bucket) { b.filtered++ })
+	exported.outcome(id, "filtered", "")
+}
 
 // NotDelivered records an event given up on (dead-lettered) for reason.
 func (r *Registry) NotDelivered(id, reason string) {
+	exported.outcome(id, "dead_lettered", reason)
 	r.update(id, func(b *bucket) {
 		if b.notDelivered == nil {
 			b.notDelivered = map[string]uint64{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchyardhq/switchyard/services/internal/platform/testenv"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -233,8 +234,9 @@ func TestGA4(t *testing.T) {
 func TestRedis(t *testing.T) {
 	t.Parallel()
 	prefix := fmt.Sprintf("switchyard-test:%d:user:", time.Now().UnixNano())
-	deliver(t, "redis", map[string]any{"address": "127.0.0.1:6379", "database": float64(13), "keyPrefix": prefix}, identifyJSON)
-	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:6379", DB: 13})
+	addr := testenv.Redis(t) // starts the machine's Redis when it is installed but stopped
+	deliver(t, "redis", map[string]any{"address": addr, "database": float64(13), "keyPrefix": prefix}, identifyJSON)
+	c := goredis.NewClient(&goredis.Options{Addr: addr, DB: 13})
 	defer c.Close()
 	t.Cleanup(func() { c.Del(context.Background(), prefix+"u-1") })
 	got, err := c.HGetAll(context.Background(), prefix+"u-1").Result()
@@ -251,7 +253,7 @@ func TestRedis(t *testing.T) {
 // guest/guest) through a per-run exchange bound to a per-run queue.
 func TestRabbitMQ(t *testing.T) {
 	t.Parallel()
-	const url = "amqp://guest:guest@127.0.0.1:5672/"
+	url := testenv.RabbitMQ(t) // starts the machine's RabbitMQ when it is installed but stopped
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatalf("rabbitmq: %v (is rabbitmq-server running on 127.0.0.1:5672?)", err)
