@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// scrape reads /metrics and returns the value of every sample whose name
+// and labels match: the key is the metric name followed by the selected
+// label values, e.g. metric{outcome="delivered"} sums every matching series.
+func (s *switchyard) scrape(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	res := s.request(t, http.MethodGet, "/metrics", nil, nil)
+	if res.Status != http.StatusOK {
+		t.Fatalf("/metrics: status %d", res.Status)
+	}
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(string(res.Body)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for k, v := range labels {
+			if !strings.Contains(line, fmt.Sprintf("%s=%q", k, v)) {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: %v", line, err)
+		}
+		sum += f
+	}
+	return sum
+}
+
+// TestMetricsCountKnownTraffic sends known traffic and checks the counts
+// /metrics reports for Delivery, Warehouse and the JetStream consumers.
+func TestMetricsCountKnownTraffic(t *testing.T) {
+	t.Parallel()
+	sy := startSwitchyard(t)
+	recv := newWebhookReceiver(t, 500) // the first attempt fails once
+	dest := sy.createWebhookDestination(t, "metrics hook", recv.URL())
+
+	var ids []string
+	var batch []string
+	for i := range 5 {
+		id := fmt.Sprintf("metrics-%d", i)
+		ids = append(ids, id)
+		batch = append(batch, fmt.Sprintf(`{"type":"track","userId":"u-%d","event":"Metered","messageId":%q}`, i, id))
+	}
+	res := sy.request(t, http.MethodPost, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`, basicWriteKey(sy.Boot.WriteKey))
+	if res.Status != http.StatusOK {
+		t.Fatalf("batch: %d %s", res.Status, res.Body)
+	}
+	recv.waitAccepted(t, ids, deliveryWait)
+	sy.waitRowsOnce(t, "http_api.metered", ids)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		delivered := sy.scrape(t, "switchyard_delivery_events_total", map[string]string{"destination": dest, "outcome": "delivered"})
+		retrying := sy.scrape(t, "switchyard_delivery_events_total", map[string]string{"destination": dest, "outcome": "retrying"})
+		// tracks + metered: every event is one row in each table.
+		loaded := sy.scrape(t, "switchyard_warehouse_events_total", map[string]string{"warehouse": sy.Boot.WarehouseID, "schema": "http_api"})
+		pending := sy.scrape(t, "jetstream_consumer_pending", map[string]string{"consumer": "delivery-" + dest})
+		if delivered == 5 && retrying == 1 && loaded == 5 && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics: delivered=%v (want 5) retrying=%v (want 1) warehouse events=%v (want 5) pending=%v (want 0)",
+				delivered, retrying, loaded, pending)
+		}
+		time.Sleep(pollInterval)
+	}
+	if lat := sy.scrape(t, "switchyard_delivery_latency_seconds_count", map[string]string{"destination": dest}); lat != 5 {
+		t.Errorf("delivery latency observations = %v, want 5", lat)
+	}
+}
