@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -254,13 +255,9 @@ func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byt
 func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Time, res *Result) []schema.Row {
 	var rows []schema.Row
 	sel := l.opts.Selection
-	for i, raw := range events {
-		ev, err := schema.ParseObject(raw)
-		var built []schema.Row
-		var notices []schema.Notice
-		if err == nil {
-			built, notices, err = schema.Build(ev, loadedAt)
-		}
+	all := buildEvents(events, loadedAt)
+	for i, ev := range all {
+		built, notices, err := ev.rows, ev.notices, ev.err
 		if err != nil {
 			l.logger.Warn("skipping event that cannot be loaded", "schema", schemaName, "index", i, "error", err)
 			res.Skipped++
@@ -283,6 +280,48 @@ func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Tim
 		}
 	}
 	return rows
+}
+
+// builtEvent is one event turned into rows (or the reason it cannot be).
+type builtEvent struct {
+	rows    []schema.Row
+	notices []schema.Notice
+	err     error
+}
+
+// minEventsPerWorker is the smallest share of a batch worth a goroutine of its own.
+const minEventsPerWorker = 128
+
+// buildEvents parses and builds every event. This is most of a load's CPU time, and the database
+// sits idle meanwhile, so large batches are split over GOMAXPROCS goroutines; the results keep the
+// events' order, so logs, notices and rows come out exactly as from one goroutine.
+func buildEvents(events [][]byte, loadedAt time.Time) []builtEvent {
+	out := make([]builtEvent, len(events))
+	one := func(i int) {
+		ev, err := schema.ParseObject(events[i])
+		if err == nil {
+			out[i].rows, out[i].notices, err = schema.Build(ev, loadedAt)
+		}
+		out[i].err = err
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(events)/minEventsPerWorker)
+	if workers <= 1 {
+		for i := range events {
+			one(i)
+		}
+		return out
+	}
+	var wg sync.WaitGroup
+	per := (len(events) + workers - 1) / workers
+	for start := 0; start < len(events); start += per {
+		wg.Go(func() {
+			for i := start; i < min(start+per, len(events)); i++ {
+				one(i)
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // dropColumns returns r without the disabled columns; id and received_at always stay.

@@ -323,7 +323,7 @@ func (m *Manager) run(ctx context.Context, w *worker) {
 			FilterSubjects: filters,
 			AckWait:        AckWait,
 			MaxDeliver:     -1,
-			MaxAckPending:  max(4*w.settings.BatchSize, 4000),
+			MaxAckPending:  max(4*w.settings.BatchSize, 2*w.settings.BacklogBatch(), 4000),
 		})
 		if err == nil {
 			err = m.consume(ctx, logger, ld, w, cons)
@@ -351,6 +351,7 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 		defer tick.Stop()
 	}
 	first := true
+	size := w.settings.BatchSize
 	for {
 		trigger := history.TriggerContinuous
 		if !continuous {
@@ -370,7 +371,8 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 			w.history.Start(trigger)
 		}
 		for {
-			msgs, err := fetch(ctx, cons, w.settings.BatchSize, w.settings.BatchWait)
+			msgs, err := fetch(ctx, cons, size, w.settings.BatchWait)
+			size = w.settings.NextBatchSize(len(msgs), pendingAfter(msgs))
 			if ctx.Err() != nil {
 				nakAll(msgs)
 				return nil
@@ -421,6 +423,19 @@ func fetch(ctx context.Context, cons natsjs.Consumer, batchSize int, maxWait tim
 		err = nil // our own wait elapsed: a short or empty batch
 	}
 	return msgs, err
+}
+
+// pendingAfter is how many events wait for the consumer after the last of msgs (from its delivery
+// metadata; 0 when unknown).
+func pendingAfter(msgs []natsjs.Msg) uint64 {
+	if len(msgs) == 0 {
+		return 0
+	}
+	md, err := msgs[len(msgs)-1].Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.NumPending
 }
 
 func nakAll(msgs []natsjs.Msg) {

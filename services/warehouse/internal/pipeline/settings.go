@@ -47,6 +47,23 @@ type Settings struct {
 	Selection loader.Selection
 }
 
+// BacklogBatch is the most events one load takes while the consumer has a backlog: 10 ×
+// BatchSize, at most MaxBatchSize (and never less than BatchSize). Larger loads amortize each
+// transaction's fixed costs (commit, per-table statements) when events wait anyway.
+func (s Settings) BacklogBatch() int {
+	return max(s.BatchSize, min(MaxBatchSize, 10*s.BatchSize))
+}
+
+// NextBatchSize is the size of the next fetch after one that returned got events and left pending
+// events waiting for the consumer: BatchSize when the consumer is caught up, otherwise what waits,
+// between BatchSize and BacklogBatch.
+func (s Settings) NextBatchSize(got int, pending uint64) int {
+	if got == 0 || pending == 0 {
+		return s.BatchSize
+	}
+	return int(min(uint64(s.BacklogBatch()), max(uint64(s.BatchSize), pending)))
+}
+
 // ParseSettings reads and validates the Warehouse-owned keys of wh.settings.
 func ParseSettings(wh *catalogv1.Warehouse) (Settings, error) {
 	f := wh.GetSettings().GetFields()

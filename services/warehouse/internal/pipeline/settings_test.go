@@ -44,3 +44,31 @@ func TestParseSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestNextBatchSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		batchSize int
+		got       int
+		pending   uint64
+		want      int
+	}{
+		{"caught up: the configured size", 1000, 1000, 0, 1000},
+		{"empty fetch: the configured size", 1000, 0, 0, 1000},
+		{"small backlog: never below the configured size", 1000, 1000, 10, 1000},
+		{"backlog: what waits", 1000, 1000, 4321, 4321},
+		{"large backlog: at most 10 × batch_size", 1000, 1000, 1_000_000, 10000},
+		{"batch_size 50: at most 500", 50, 50, 1_000_000, 500},
+		{"batch_size 5000: at most 10000", 5000, 5000, 1_000_000, 10000},
+		{"batch_size 10000: stays 10000", 10000, 10000, 1_000_000, 10000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Settings{BatchSize: tt.batchSize}
+			if got := s.NextBatchSize(tt.got, tt.pending); got != tt.want {
+				t.Fatalf("NextBatchSize(%d, %d) with batch_size %d = %d, want %d", tt.got, tt.pending, tt.batchSize, got, tt.want)
+			}
+		})
+	}
+}

@@ -474,14 +474,12 @@ func plainASCII(s string) bool {
 
 // writeEncoded writes x as encoding/json encodes it without HTML escaping.
 func writeEncoded(b *bytes.Buffer, x any) {
-	{
-		var e bytes.Buffer
-		enc := json.NewEncoder(&e)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(x); err != nil {
-			b.WriteString("null")
-			return
-		}
-		b.Write(bytes.TrimRight(e.Bytes(), "\n"))
+	var e bytes.Buffer
+	enc := json.NewEncoder(&e)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(x); err != nil {
+		b.WriteString("null")
+		return
 	}
+	b.Write(bytes.TrimRight(e.Bytes(), "\n"))
 }

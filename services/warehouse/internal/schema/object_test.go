@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/switchyardhq/switchyard/services/internal/sqlengine"
 )
 
 // referenceParse is the encoding/json token-based decoder ParseObject replaced; it is the oracle
@@ -205,5 +208,44 @@ func TestBuildMatchesReference(t *testing.T) {
 				t.Errorf("notices\n got %v\nwant %v", notices, wantNotices)
 			}
 		})
+	}
+}
+
+func TestJSONTextMatchesEncoder(t *testing.T) {
+	t.Parallel()
+	values := []any{"plain", `q"uote`, `back\slash`, "tab\t", "ctl\x01", "é中😀", "\u2028\u2029", "<&>", "\x7f", "",
+		true, false, nil, json.Number("1.5e3"), json.Number("-0"), 2.5, int64(7)}
+	for _, v := range values {
+		var fast, want bytes.Buffer
+		writeJSON(&fast, v)
+		writeEncoded(&want, v)
+		if fast.String() != want.String() {
+			t.Errorf("writeJSON(%#v) = %s, encoding/json gives %s", v, fast.String(), want.String())
+		}
+	}
+}
+
+func TestInferShortcuts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   any
+		want Value
+	}{
+		{json.Number("42"), Value{sqlengine.KindInt, int64(42)}},
+		{json.Number("-0"), Value{sqlengine.KindInt, int64(0)}},
+		{json.Number("1e3"), Value{sqlengine.KindFloat, 1000.0}},
+		{json.Number("2.5"), Value{sqlengine.KindFloat, 2.5}},
+		{json.Number("1E2"), Value{sqlengine.KindFloat, 100.0}},
+		{json.Number("99999999999999999999"), Value{sqlengine.KindFloat, 1e20}},
+		{"2024-01-01T00:00:00Z", Value{sqlengine.KindTimestamp, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"https://example.com/checkout", Value{sqlengine.KindString, "https://example.com/checkout"}},
+		{"x024-01-01T00:00:00Z", Value{sqlengine.KindString, "x024-01-01T00:00:00Z"}},
+		{"2024/01/01T00:00:00Z", Value{sqlengine.KindString, "2024/01/01T00:00:00Z"}},
+	}
+	for _, tt := range tests {
+		got, ok := infer(tt.in)
+		if !ok || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("infer(%#v) = %#v, %v; want %#v", tt.in, got, ok, tt.want)
+		}
 	}
 }
