@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -502,6 +503,37 @@ func TestConsoleSourcesAndDestinations(t *testing.T) {
 		if note := consoleEval[string](p, `document.querySelector('.note').textContent`); note != "Source created. Write key: "+created.writeKey {
 			t.Errorf("note = %q", note)
 		}
+	})
+
+	t.Run("an event sent with curl appears in the live debugger, a rejected one with its reason", func(t *testing.T) {
+		p.t = t
+		if created.id == "" {
+			t.Fatal("needs the source created by the previous step")
+		}
+		curl := func(body string) string {
+			out, err := exec.CommandContext(t.Context(), "curl", "-s", "-u", created.writeKey+":",
+				sy.baseURL()+"/v1/track", "-d", body).CombinedOutput()
+			if err != nil {
+				t.Fatalf("curl: %v: %s", err, out)
+			}
+			return string(out)
+		}
+		if out := curl(`{"userId":"u-live","event":"Live Debugged","messageId":"dbg-accepted-1"}`); out != `{"success":true}`+"\n" {
+			t.Fatalf("curl track answered %q", out)
+		}
+		p.wait("the accepted event in the debugger",
+			`document.querySelector('#event-debugger tr[data-message-id="dbg-accepted-1"][data-status="accepted"]')?.textContent.includes('Live Debugged') === true`)
+		curl(`{"userId":"u-live"}`)
+		p.wait("the rejected event with its reason",
+			`[...document.querySelectorAll('#event-debugger tr[data-status="rejected"]')].some(r => r.textContent.includes('missing_event: track needs a non-blank event name'))`)
+		if first := consoleEval[string](p, `document.querySelector('#event-debugger tbody tr').dataset.status`); first != "rejected" {
+			t.Errorf("newest row status = %q, want the rejected event on top", first)
+		}
+		p.do("open the accepted event's payload", chromedp.Click(chromedp.CSS(`#event-debugger tr[data-message-id="dbg-accepted-1"]`)))
+		if payload := consoleEval[string](p, `document.getElementById('debugger-payload').textContent`); !strings.Contains(payload, `"receivedAt"`) || !strings.Contains(payload, `"dbg-accepted-1"`) {
+			t.Errorf("payload shown = %q, want the stored event", payload)
+		}
+		p.screenshot("source-debugger")
 	})
 
 	t.Run("connect a destination from the console; dead letter, error and redrive", func(t *testing.T) {

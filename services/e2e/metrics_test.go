@@ -46,7 +46,8 @@ func (s *switchyard) scrape(t *testing.T, name string, labels map[string]string)
 }
 
 // TestMetricsCountKnownTraffic sends known traffic and checks the counts
-// /metrics reports for Delivery, Warehouse and the JetStream consumers.
+// /metrics reports for Ingest, Delivery, Warehouse and the JetStream
+// consumers.
 func TestMetricsCountKnownTraffic(t *testing.T) {
 	t.Parallel()
 	sy := startSwitchyard(t)
@@ -60,9 +61,13 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		ids = append(ids, id)
 		batch = append(batch, fmt.Sprintf(`{"type":"track","userId":"u-%d","event":"Metered","messageId":%q}`, i, id))
 	}
+	batch = append(batch, `{"type":"track","userId":"u-x"}`) // rejected: missing_event
 	res := sy.request(t, http.MethodPost, "/v1/batch", `{"batch":[`+strings.Join(batch, ",")+`]}`, basicWriteKey(sy.Boot.WriteKey))
 	if res.Status != http.StatusOK {
 		t.Fatalf("batch: %d %s", res.Status, res.Body)
+	}
+	if res := sy.request(t, http.MethodPost, "/v1/track", `{"userId":`, basicWriteKey(sy.Boot.WriteKey)); res.Status != http.StatusBadRequest {
+		t.Fatalf("bad JSON track: %d %s", res.Status, res.Body)
 	}
 	recv.waitAccepted(t, ids, deliveryWait)
 	sy.waitRowsOnce(t, "http_api.metered", ids)
@@ -85,5 +90,22 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	}
 	if lat := sy.scrape(t, "switchyard_delivery_latency_seconds_count", map[string]string{"destination": dest}); lat != 5 {
 		t.Errorf("delivery latency observations = %v, want 5", lat)
+	}
+	ingest := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"switchyard_ingest_events_total", map[string]string{"outcome": "accepted"}, 5},
+		{"switchyard_ingest_events_total", map[string]string{"outcome": "rejected", "reason": "missing_event"}, 1},
+		{"switchyard_ingest_events_total", map[string]string{"outcome": "rejected", "reason": "invalid_json"}, 1},
+		{"switchyard_ingest_requests_total", map[string]string{"endpoint": "batch", "code": "200"}, 1},
+		{"switchyard_ingest_requests_total", map[string]string{"endpoint": "track", "code": "400"}, 1},
+		{"switchyard_ingest_publish_duration_seconds_count", nil, 1},
+	}
+	for _, m := range ingest {
+		if got := sy.scrape(t, m.name, m.labels); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
 	}
 }

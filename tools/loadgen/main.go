@@ -11,11 +11,23 @@
 // and reads its peak RSS (VmHWM) from /proc at the end; with -url it
 // drives a running server (pass -pid for its memory, -write-key for its key).
 //
-// Phase 1 (batch): -workers connections send /v1/batch requests of
-// -batch-size events of about -event-bytes bytes each, as fast as they are
-// answered, for -duration. Phase 2 (track): single /v1/track calls at a
-// fixed -rate requests/s (open loop) for -duration. All traffic goes to the
+// Phase 1 (batch): -workers keep-alive connections send /v1/batch requests
+// of -batch-size events of about -event-bytes bytes each, as fast as they
+// are answered, for -duration. Phase 2 (track): single /v1/track calls at
+// a fixed -rate requests/s (open loop: latency counts from the time a
+// request was due, so a stalled server is not hidden) for -duration, sent
+// by a fixed pool of -track-workers goroutines. All traffic goes to the
 // given loopback address; both loops are bounded in time and count.
+//
+// The generator shares the CPU with the server, so it is kept cheap: the
+// bodies are rendered once as templates and only each event's messageId
+// digits are rewritten per request (every event stays unique, so dedupe
+// and publishing do their full work); latencies go to per-worker slices.
+//
+// Memory: the server's peak RSS (VmHWM, whole process) and, sampled every
+// 250 ms from its /metrics, the peak Go heap in use (go_memstats_heap_inuse_bytes):
+// in `switchyard dev` the difference is mostly DuckDB's native memory and
+// the runtime's free pages.
 package main
 
 import (
@@ -35,6 +47,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -44,7 +57,7 @@ type config struct {
 	duration             time.Duration
 	workers, batchSize   int
 	eventBytes           int
-	rate                 int
+	rate, trackWorkers   int
 	skipBatch, skipTrack bool
 	maxRequests          int64
 }
@@ -60,6 +73,7 @@ func main() {
 	flag.IntVar(&c.batchSize, "batch-size", 100, "events per /v1/batch request")
 	flag.IntVar(&c.eventBytes, "event-bytes", 400, "approximate serialized size of one event")
 	flag.IntVar(&c.rate, "rate", 2000, "single /v1/track requests per second")
+	flag.IntVar(&c.trackWorkers, "track-workers", 32, "connections sending the /v1/track calls")
 	flag.BoolVar(&c.skipBatch, "skip-batch", false, "skip the batch phase")
 	flag.BoolVar(&c.skipTrack, "skip-track", false, "skip the track phase")
 	flag.Int64Var(&c.maxRequests, "max-requests", 2_000_000, "hard bound on requests per phase")
@@ -82,22 +96,43 @@ func run(c config) error {
 	if u := strings.TrimPrefix(strings.TrimPrefix(c.url, "http://"), "https://"); !strings.HasPrefix(u, "127.") && !strings.HasPrefix(u, "localhost") && !strings.HasPrefix(u, "[::1]") {
 		return fmt.Errorf("refusing to load %s: loadgen only targets loopback addresses", c.url)
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 0}}
+	conns := max(c.workers, c.trackWorkers)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}}
+	runID := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	fmt.Printf("loadgen: target %s, %d-s phases\n", c.url, int(c.duration.Seconds()))
+	heap := sampleHeap(c.url)
+	phase := func(title string, perReq int, run func() report) {
+		s0, l0 := cpuTime(c.pid), selfCPU()
+		r := run()
+		r.print(title, perReq)
+		s1, l1 := cpuTime(c.pid), selfCPU()
+		secs := r.elapsed.Seconds()
+		fmt.Printf("  CPU: server %.2f cores", (s1-s0).Seconds()/secs)
+		if ok := r.statuses[200] * int64(perReq); ok > 0 && c.pid > 0 {
+			fmt.Printf(" (%.1f µs per accepted event)", float64((s1-s0).Microseconds())/float64(ok))
+		}
+		fmt.Printf(", loadgen %.2f cores\n", (l1-l0).Seconds()/secs)
+	}
 	if !c.skipBatch {
-		r := batchPhase(c, client)
-		r.print(fmt.Sprintf("/v1/batch (%d events of ~%d B, %d workers)", c.batchSize, c.eventBytes, c.workers), c.batchSize)
+		phase(fmt.Sprintf("/v1/batch (%d events of ~%d B, %d workers)", c.batchSize, c.eventBytes, c.workers), c.batchSize,
+			func() report { return batchPhase(c, client, runID) })
 	}
 	if !c.skipTrack {
-		r := trackPhase(c, client)
-		r.print(fmt.Sprintf("/v1/track at %d req/s", c.rate), 1)
+		phase(fmt.Sprintf("/v1/track at %d req/s (%d connections)", c.rate, c.trackWorkers), 1,
+			func() report { return trackPhase(c, client, runID) })
 	}
+	peakHeap := heap.close()
 	if c.pid > 0 {
 		if hwm, rss, err := memory(c.pid); err == nil {
-			fmt.Printf("ingest process %d: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB\n", c.pid, float64(hwm)/1024, float64(rss)/1024)
+			fmt.Printf("server process %d: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB, peak Go heap in use %.1f MiB\n", c.pid, float64(hwm)/1024, float64(rss)/1024, float64(peakHeap)/(1<<20))
 		} else {
-			fmt.Printf("ingest process %d: memory unknown: %v\n", c.pid, err)
+			fmt.Printf("server process %d: memory unknown: %v\n", c.pid, err)
 		}
+	} else if peakHeap > 0 {
+		fmt.Printf("server: peak Go heap in use %.1f MiB\n", float64(peakHeap)/(1<<20))
+	}
+	if self, _, err := memory(os.Getpid()); err == nil {
+		fmt.Printf("loadgen itself: peak RSS %.1f MiB\n", float64(self)/1024)
 	}
 	return nil
 }
@@ -156,19 +191,64 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-// event renders one track event of about size bytes.
-func event(seq int64, size int) map[string]any {
-	ev := map[string]any{
-		"type": "track", "userId": "user-" + strconv.FormatInt(seq%10000, 10), "event": "Order Completed",
-		"messageId":  fmt.Sprintf("lg-%d-%d", time.Now().UnixNano(), seq),
-		"properties": map[string]any{"orderId": seq, "total": 42.5, "currency": "EUR", "pad": ""},
-		"context":    map[string]any{"library": map[string]any{"name": "loadgen", "version": "1"}},
+// body is a request body rendered once, whose messageId counters are
+// rewritten in place for every request.
+type body struct {
+	b    []byte
+	digs []int // offsets of the idDigits-wide counters
+}
+
+const idDigits = 12
+
+// newBody renders n track events of about size bytes each, as a batch
+// (batch true) or a single event, with fixed-width id counters.
+func newBody(n, size int, batch bool, runID string) body {
+	evs := make([]string, n)
+	for i := range evs {
+		ev := map[string]any{
+			"type": "track", "userId": "user-" + strconv.Itoa(i%10000), "event": "Order Completed",
+			"messageId":  "lg-" + runID + "-" + strings.Repeat("#", idDigits),
+			"timestamp":  "2026-01-01T00:00:00.000Z",
+			"properties": map[string]any{"orderId": i, "total": 42.5, "currency": "EUR", "pad": ""},
+			"context":    map[string]any{"library": map[string]any{"name": "loadgen", "version": "1"}},
+		}
+		b, _ := json.Marshal(ev)
+		if pad := size - len(b); pad > 0 {
+			ev["properties"].(map[string]any)["pad"] = strings.Repeat("x", pad)
+		}
+		b, _ = json.Marshal(ev)
+		evs[i] = string(b)
 	}
-	b, _ := json.Marshal(ev)
-	if pad := size - len(b); pad > 0 {
-		ev["properties"].(map[string]any)["pad"] = strings.Repeat("x", pad)
+	var text string
+	if batch {
+		text = `{"batch":[` + strings.Join(evs, ",") + `],"sentAt":"2026-01-01T00:00:01.000Z"}`
+	} else {
+		text = evs[0]
 	}
-	return ev
+	out := body{b: []byte(text)}
+	slot := strings.Repeat("#", idDigits)
+	for i := 0; ; {
+		j := strings.Index(text[i:], slot)
+		if j < 0 {
+			break
+		}
+		out.digs = append(out.digs, i+j)
+		i += j + idDigits
+	}
+	return out
+}
+
+// next writes fresh ids (seq, seq+1, …) into dst, a copy of the body.
+func (b body) next(dst []byte, seq int64) []byte {
+	dst = append(dst[:0], b.b...)
+	for k, off := range b.digs {
+		v := seq + int64(k)
+		for d := off + idDigits - 1; d >= off; d-- {
+			dst[d] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	return dst
 }
 
 type report struct {
@@ -195,90 +275,195 @@ func (r report) print(title string, perReq int) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-type collector struct {
-	mu       sync.Mutex
+// worker sends requests on one keep-alive connection and keeps its own
+// latencies and statuses.
+type worker struct {
 	statuses map[int]int64
 	lat      []time.Duration
-	errors   atomic.Int64
-	requests atomic.Int64
+	errors   int64
+	buf      []byte
+	rd       bytes.Reader
 }
 
-func (c *collector) send(client *http.Client, url, key string, body []byte) {
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+func newWorker() *worker {
+	return &worker{statuses: map[int]int64{}, lat: make([]time.Duration, 0, 1<<14)}
+}
+
+// send posts body; latency counts from due.
+func (w *worker) send(client *http.Client, url, key string, body []byte, due time.Time) {
+	w.rd.Reset(body)
+	req, _ := http.NewRequest(http.MethodPost, url, &w.rd)
+	req.ContentLength = int64(len(body))
 	req.SetBasicAuth(key, "")
 	req.Header.Set("Content-Type", "application/json")
-	t0 := time.Now()
 	resp, err := client.Do(req)
-	d := time.Since(t0)
-	c.requests.Add(1)
 	status := 0
 	if err != nil {
-		c.errors.Add(1)
+		w.errors++
 	} else {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		status = resp.StatusCode
 		if status != 200 {
-			c.errors.Add(1)
+			w.errors++
 		}
 	}
-	c.mu.Lock()
-	c.statuses[status]++
-	c.lat = append(c.lat, d)
-	c.mu.Unlock()
+	w.lat = append(w.lat, time.Since(due))
+	w.statuses[status]++
 }
 
-func (c *collector) report(elapsed time.Duration) report {
-	return report{requests: c.requests.Load(), errors: c.errors.Load(), statuses: c.statuses, lat: c.lat, elapsed: elapsed}
+func merge(ws []*worker, elapsed time.Duration) report {
+	r := report{statuses: map[int]int64{}, elapsed: elapsed}
+	for _, w := range ws {
+		r.errors += w.errors
+		r.lat = append(r.lat, w.lat...)
+		for s, n := range w.statuses {
+			r.statuses[s] += n
+		}
+	}
+	r.requests = int64(len(r.lat))
+	return r
 }
 
-func batchPhase(c config, client *http.Client) report {
-	col := &collector{statuses: map[int]int64{}}
+func batchPhase(c config, client *http.Client, runID string) report {
+	tmpl := newBody(c.batchSize, c.eventBytes, true, runID+"b")
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
-	var seq atomic.Int64
+	var seq, sent atomic.Int64
+	ws := make([]*worker, c.workers)
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range c.workers {
+	for i := range ws {
+		w := newWorker()
+		ws[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil && col.requests.Load() < c.maxRequests {
-				batch := make([]map[string]any, c.batchSize)
-				for i := range batch {
-					batch[i] = event(seq.Add(1), c.eventBytes)
-				}
-				body, _ := json.Marshal(map[string]any{"batch": batch, "sentAt": time.Now().UTC().Format(time.RFC3339Nano)})
-				col.send(client, c.url+"/v1/batch", c.writeKey, body)
+			for ctx.Err() == nil && sent.Add(1) <= c.maxRequests {
+				w.buf = tmpl.next(w.buf, seq.Add(int64(c.batchSize))-int64(c.batchSize))
+				w.send(client, c.url+"/v1/batch", c.writeKey, w.buf, time.Now())
 			}
 		}()
 	}
 	wg.Wait()
-	return col.report(time.Since(t0))
+	return merge(ws, time.Since(t0))
 }
 
-func trackPhase(c config, client *http.Client) report {
-	col := &collector{statuses: map[int]int64{}}
+func trackPhase(c config, client *http.Client, runID string) report {
+	tmpl := newBody(1, c.eventBytes, false, runID+"t")
 	interval := time.Second / time.Duration(c.rate)
 	total := min(int64(c.duration/interval), c.maxRequests)
+	// Each due time goes to the next free worker; a request waiting for
+	// a worker counts its wait in its latency.
+	due := make(chan time.Time, 4096)
+	ws := make([]*worker, c.trackWorkers)
 	var seq atomic.Int64
 	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i := int64(0); i < total; i++ {
-		// Open loop: request i is due at t0 + i*interval, whatever the
-		// answers before it.
-		if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		body, _ := json.Marshal(event(seq.Add(1), c.eventBytes))
+	for i := range ws {
+		w := newWorker()
+		ws[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			col.send(client, c.url+"/v1/track", c.writeKey, body)
+			for d := range due {
+				w.buf = tmpl.next(w.buf, seq.Add(1))
+				w.send(client, c.url+"/v1/track", c.writeKey, w.buf, d)
+			}
 		}()
 	}
+	t0 := time.Now()
+	for i := int64(0); i < total; i++ {
+		at := t0.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		due <- at
+	}
+	close(due)
 	wg.Wait()
-	return col.report(time.Since(t0))
+	return merge(ws, time.Since(t0))
+}
+
+// heapSampler polls the server's /metrics for its Go heap in use and
+// keeps the peak.
+type heapSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleHeap(url string) *heapSampler {
+	h := &heapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 2 * time.Second}
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := goHeap(client, url); v > h.peak.Load() {
+				h.peak.Store(v)
+			}
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) close() int64 {
+	close(h.stop)
+	<-h.done
+	return h.peak.Load()
+}
+
+// goHeap reads go_memstats_heap_inuse_bytes from url/metrics (0 if absent).
+func goHeap(client *http.Client, url string) int64 {
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f)
+		}
+	}
+	return 0
+}
+
+// cpuTime is the user+system CPU time of pid so far (0 when unknown).
+func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): utime is
+	// the 14th field of the line, stime the 15th, in clock ticks (100/s).
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // memory reads VmHWM (peak RSS) and VmRSS of pid, in KiB.

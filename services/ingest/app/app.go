@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	ingestv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/ingest/v1"
+	"github.com/switchyardhq/switchyard/services/ingest/internal/debugger"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/events"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/geo"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/httpapi"
@@ -53,7 +55,7 @@ type Params struct {
 type Service struct {
 	keys    *httpapi.Keys
 	handler *httpapi.Handler
-	srv     *server.Server
+	srv     *server.WithDebugger
 	config  *catalogwatch.Watcher
 	dedupe  *events.Dedupe
 	geo     *geo.DB
@@ -70,17 +72,22 @@ func New(ctx context.Context, p Params) (*Service, error) {
 		return nil, err
 	}
 	pub := &events.Publisher{JS: p.JS, Dedupe: dd}
+	dbg := &debugger.Debugger{}
 	h := &httpapi.Handler{Keys: keys, Parser: parser, Publisher: pub, Logger: logger,
-		PublicURL: p.Options.PublicURL, TrustedProxies: p.Options.TrustedProxies}
+		PublicURL: p.Options.PublicURL, TrustedProxies: p.Options.TrustedProxies, Debugger: dbg}
 	if p.Options.RateLimit > 0 {
 		h.Limiter = &httpapi.RateLimiter{EventsPerSecond: p.Options.RateLimit}
 	}
 	s := &Service{
 		keys:    keys,
 		handler: h,
-		srv:     &server.Server{Keys: keys, Parser: parser, Publisher: pub, Logger: logger},
-		config:  p.Config,
-		dedupe:  dd,
+		srv: &server.WithDebugger{
+			Server:    &server.Server{Keys: keys, Parser: parser, Publisher: pub, Logger: logger},
+			Debugger:  dbg,
+			Snapshots: p.Config.Snapshots,
+		},
+		config: p.Config,
+		dedupe: dd,
 	}
 	if p.Options.GeoIPPath != "" {
 		db, err := geo.Open(p.Options.GeoIPPath)
@@ -94,10 +101,16 @@ func New(ctx context.Context, p Params) (*Service, error) {
 }
 
 // HTTPHandler serves the Tracking API under /v1/.
-func (s *Service) HTTPHandler() http.Handler { return s.handler }
+func (s *Service) HTTPHandler() http.Handler { return httpapi.Instrument(s.handler) }
 
 // RegisterGRPC registers IngestService.
 func (s *Service) RegisterGRPC(g *grpc.Server) { ingestv1.RegisterIngestServiceServer(g, s.srv) }
+
+// RegisterGateway mounts the REST route of the live event debugger
+// (GET /api/v1/sources/{sourceId}/events).
+func (s *Service) RegisterGateway(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return ingestv1.RegisterIngestServiceHandler(ctx, mux, conn)
+}
 
 // Run keeps the write-key map and the dedupe filter current until ctx is
 // done.

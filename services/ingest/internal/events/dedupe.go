@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/dedupe"
-	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
 )
 
 // DedupeBucket is the JetStream KV bucket that remembers every accepted
@@ -166,17 +165,22 @@ func (d *Dedupe) Seen(ctx context.Context, keys []string) ([]bool, error) {
 	return seen, firstErr
 }
 
-// Mark records keys as seen now: one asynchronous KV put each, all
-// confirmed before it returns.
-func (d *Dedupe) Mark(ctx context.Context, keys []string) error {
+// add puts keys in the filter (they are recorded as seen now).
+func (d *Dedupe) add(keys []string) {
 	now := time.Now()
-	msgs := make([]*nats.Msg, len(keys))
-	for i, k := range keys {
-		msgs[i] = &nats.Msg{Subject: d.prefix + k}
+	for _, k := range keys {
 		d.filter.Add(k, now)
 	}
-	if _, err := jetstream.PublishAsyncBatch(ctx, d.js, msgs); err != nil {
-		return fmt.Errorf("dedupe mark: %w", err)
+}
+
+// records are the KV puts that record keys (empty values: the key is
+// the record).
+func (d *Dedupe) records(keys []string) []*nats.Msg {
+	msgs := make([]*nats.Msg, len(keys))
+	structs := make([]nats.Msg, len(keys))
+	for i, k := range keys {
+		structs[i].Subject = d.prefix + k
+		msgs[i] = &structs[i]
 	}
-	return nil
+	return msgs
 }

@@ -4,8 +4,11 @@ package events
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +17,10 @@ import (
 	"github.com/switchyardhq/switchyard/services/ingest/internal/tracking"
 	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
 	"github.com/switchyardhq/switchyard/services/internal/platform/streams"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrUnavailable means JetStream did not confirm every event; the caller
@@ -32,12 +39,36 @@ type Publisher struct {
 	Dedupe *Dedupe
 	// Timeout bounds one Publish call (default DefaultPublishTimeout).
 	Timeout time.Duration
+	// Logger reports dedupe records that could not be written (default:
+	// slog.Default()).
+	Logger *slog.Logger
 
-	duplicates atomic.Int64
+	duplicates   atomic.Int64
+	markFailures atomic.Int64
+
+	ackOnce sync.Once
+	acks    *acker
+	ackErr  error
 }
 
 // Duplicates counts the events dropped as duplicates since start.
 func (p *Publisher) Duplicates() int64 { return p.duplicates.Load() }
+
+// MarkFailures counts the dedupe records (one per stored event) that
+// JetStream did not confirm since start; see Publish.
+func (p *Publisher) MarkFailures() int64 { return p.markFailures.Load() }
+
+func (p *Publisher) acker() (*acker, error) {
+	p.ackOnce.Do(func() {
+		nc := p.JS.Conn()
+		if nc == nil {
+			p.ackErr = errNoConn
+			return
+		}
+		p.acks, p.ackErr = newAcker(nc)
+	})
+	return p.acks, p.ackErr
+}
 
 // Publish stores evs and returns only when JetStream acknowledged every one
 // that is not a duplicate; otherwise it returns an error wrapping
@@ -45,11 +76,17 @@ func (p *Publisher) Duplicates() int64 { return p.duplicates.Load() }
 //
 // Order (what makes a failure part way safe): 1. drop ids repeated within
 // the request and ids the dedupe bucket holds; 2. publish the rest to
-// EVENTS with Nats-Msg-Id = messageId and wait for every ack; 3. only then
-// record their ids in the dedupe bucket. An id is therefore never marked
-// seen unless its event is stored, so a retry after a failure is never
-// dropped wrongly; an event stored whose mark failed is answered 503, and
-// its retry (within minutes) is absorbed by the stream's duplicate window.
+// EVENTS with Nats-Msg-Id = messageId (asynchronously, in one group whose
+// acknowledgements are counted) and wait for every ack; 3. only then add
+// their ids to the in-memory filter and send their records to the dedupe
+// bucket, without waiting for those acks: the answer does not wait for
+// them. An id is therefore never recorded unless its event is stored, so a
+// retry after a failure is never dropped wrongly (a drop needs the KV
+// record, read back by a get). A record still in flight, or one that
+// failed (counted in MarkFailures and logged), only means that a
+// duplicate arriving meanwhile is looked up, not found and published
+// again; the stream's duplicate window (Nats-Msg-Id, 10 min) still absorbs
+// it, exactly as it absorbs a concurrent duplicate on another replica.
 func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, evs []tracking.Event) error {
 	timeout := p.Timeout
 	if timeout <= 0 {
@@ -57,15 +94,24 @@ func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if nc := p.JS.Conn(); nc != nil && !nc.IsConnected() {
+	if err := ctx.Err(); err != nil {
+		return errors.Join(ErrUnavailable, err)
+	}
+	nc := p.JS.Conn()
+	if nc != nil && !nc.IsConnected() {
 		return fmt.Errorf("%w: not connected to NATS", ErrUnavailable)
+	}
+	acks, err := p.acker()
+	if err != nil {
+		return errors.Join(ErrUnavailable, err)
 	}
 	evs = uniqueIDs(evs)
 	var keys []string
 	if p.Dedupe != nil {
 		keys = make([]string, len(evs))
+		wsKey := base64.RawURLEncoding.EncodeToString([]byte(workspaceID)) + "."
 		for i, ev := range evs {
-			keys[i] = Key(workspaceID, ev.MessageID)
+			keys[i] = wsKey + base64.RawURLEncoding.EncodeToString([]byte(ev.MessageID))
 		}
 		seen, err := p.Dedupe.Seen(ctx, keys)
 		if err != nil {
@@ -84,25 +130,83 @@ func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, e
 		return nil
 	}
 	subject := streams.EventsSubject(workspaceID, sourceID)
-	if len(evs) == 1 {
-		if _, err := jetstream.Publish(ctx, p.JS, subject, evs[0].JSON, headers(workspaceID, sourceID, evs[0])); err != nil {
-			return errors.Join(ErrUnavailable, err)
-		}
-	} else {
-		msgs := make([]*nats.Msg, len(evs))
-		for i, ev := range evs {
-			msgs[i] = jetstream.NewMsg(ctx, subject, ev.JSON, headers(workspaceID, sourceID, ev))
-		}
-		if _, err := jetstream.PublishAsyncBatch(ctx, p.JS, msgs); err != nil {
-			return errors.Join(ErrUnavailable, err)
-		}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "publish events",
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.Int("messaging.batch.message_count", len(evs)),
+		))
+	defer span.End()
+	msgs := eventMsgs(ctx, subject, workspaceID, sourceID, evs)
+	if err := acks.publish(ctx, msgs, nil); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return errors.Join(ErrUnavailable, err)
 	}
 	if p.Dedupe != nil {
-		if err := p.Dedupe.Mark(ctx, keys); err != nil {
-			return errors.Join(ErrUnavailable, err)
+		p.Dedupe.add(keys)
+		err := acks.publish(ctx, p.Dedupe.records(keys), func(failed int, first string) {
+			if failed > 0 {
+				p.markFailed(failed, first)
+			}
+		})
+		if err != nil {
+			p.markFailed(len(keys), err.Error())
 		}
 	}
 	return nil
+}
+
+func (p *Publisher) markFailed(n int, why string) {
+	p.markFailures.Add(int64(n))
+	l := p.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Warn("ingest: dedupe records not written; duplicates of these events are dropped only within the stream's duplicate window", "records", n, "err", why)
+}
+
+// tracerName is the instrumentation scope of the publish span.
+const tracerName = "github.com/switchyardhq/switchyard/services/ingest/internal/events"
+
+// eventMsgs builds one EVENTS message per event: the routing headers of
+// jetstream.NewMsg and the trace context of ctx, whose header values are
+// computed once and shared by the messages (nats.go only reads them).
+func eventMsgs(ctx context.Context, subject, ws, src string, evs []tracking.Event) []*nats.Msg {
+	tc := nats.Header{}
+	jetstream.InjectContext(ctx, tc)
+	wsV, srcV := []string{ws}, []string{src}
+	types := map[string][]string{}
+	msgs := make([]*nats.Msg, len(evs))
+	structs := make([]nats.Msg, len(evs))
+	for i, ev := range evs {
+		typ, ok := types[ev.Type]
+		if !ok {
+			typ = []string{ev.Type}
+			types[ev.Type] = typ
+		}
+		id := []string{ev.MessageID}
+		h := make(nats.Header, 5+len(tc))
+		h[jetstream.HeaderMsgID] = id
+		h[jetstream.HeaderMessageID] = id
+		if ws != "" {
+			h[jetstream.HeaderWorkspace] = wsV
+		}
+		if src != "" {
+			h[jetstream.HeaderSource] = srcV
+		}
+		if ev.Type != "" {
+			h[jetstream.HeaderEventType] = typ
+		}
+		for k, v := range tc {
+			h[k] = v
+		}
+		m := &structs[i]
+		m.Subject, m.Data, m.Header = subject, ev.JSON, h
+		msgs[i] = m
+	}
+	return msgs
 }
 
 // uniqueIDs keeps the first event of each messageId (a batch that repeats
@@ -121,8 +225,4 @@ func uniqueIDs(evs []tracking.Event) []tracking.Event {
 		out = append(out, ev)
 	}
 	return out
-}
-
-func headers(ws, src string, ev tracking.Event) jetstream.Headers {
-	return jetstream.Headers{MsgID: ev.MessageID, Workspace: ws, Source: src, EventType: ev.Type}
 }

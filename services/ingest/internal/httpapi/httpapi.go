@@ -15,7 +15,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/switchyardhq/switchyard/services/ingest/internal/debugger"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/tracking"
 )
 
@@ -41,6 +43,9 @@ type Handler struct {
 	Limiter *RateLimiter
 	// Sanctions, when set, refuses events from blocked countries (451).
 	Sanctions *Sanctions
+	// Debugger, when set, keeps each source's latest events and rejections
+	// for the console's live event debugger.
+	Debugger *debugger.Debugger
 }
 
 // singleTypes maps the per-call paths, long and short (analytics.js posts to
@@ -104,6 +109,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var re *tracking.RequestError
 		if errors.As(err, &re) {
+			countRejected(re.Code, 1)
+			// The source is known when the key came in the Authorization header.
+			if key, _ := writeKey(r, ""); key != "" {
+				if ref, ok := h.Keys.Lookup(key); ok {
+					h.debugRejected(ref.SourceID, re.Code, re.Message, body)
+				}
+			}
 			writeRequestError(w, re)
 			return
 		}
@@ -125,6 +137,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ref.Enabled {
+		h.debugRejected(ref.SourceID, "source_disabled", "the source of this write key is disabled", body)
 		writeError(w, http.StatusForbidden, "source_disabled", "the source of this write key is disabled")
 		return
 	}
@@ -143,12 +156,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events); err != nil {
+	start := time.Now()
+	err = h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events)
+	publishHist.Record(r.Context(), time.Since(start).Seconds())
+	if err != nil {
 		h.Logger.Error("ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
 		w.Header().Set("Retry-After", "1")
+		h.debugRejected(ref.SourceID, "store_unavailable", StoreUnavailableMessage, body)
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", StoreUnavailableMessage)
 		return
 	}
+	h.debugAccepted(ref.SourceID, req, body, single)
 	writeJSON(w, http.StatusOK, response{Success: true, Rejected: req.Rejected, Warnings: req.Warnings})
 }
 

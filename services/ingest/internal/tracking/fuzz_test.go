@@ -13,7 +13,8 @@ import (
 // every failure is a *RequestError; every accepted event is a valid UTF-8
 // JSON object within the event limit, without NUL, with a known type, a
 // user or anonymous id, a messageId of at most 100 characters, receivedAt
-// and timestamp. The seed corpus (testdata/seeds/*.json and
+// and timestamp; the fast and the full path give the same answers and
+// stored JSON (diffPaths). The seed corpus (testdata/seeds/*.json and
 // testdata/fuzz/FuzzParse) runs in every `go test`.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "seeds", "*.json"))
@@ -59,8 +60,14 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		check(p.ParseBatch(body, Meta{IP: "127.0.0.1"}))
+		if d := diffPaths(body, "", Meta{IP: "127.0.0.1"}); d != "" {
+			t.Fatalf("fast and full path differ on the batch: %s", d)
+		}
 		if KnownTypes[pathType] {
 			check(p.ParseSingle(body, pathType, Meta{}))
+			if d := diffPaths(body, pathType, Meta{}); d != "" {
+				t.Fatalf("fast and full path differ on the %s call: %s", pathType, d)
+			}
 		}
 	})
 }

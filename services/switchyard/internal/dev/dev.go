@@ -165,7 +165,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	reverseetl.RegisterGRPC(grpcSrv)
 
 	mux := gateway.NewMux(logger)
-	for _, reg := range []func(context.Context, *runtimeMux, *grpcConn) error{catalog.RegisterGateway, delivery.RegisterGateway, warehouse.RegisterGateway, reverseetl.RegisterGateway} {
+	for _, reg := range []func(context.Context, *runtimeMux, *grpcConn) error{catalog.RegisterGateway, ingest.RegisterGateway, delivery.RegisterGateway, warehouse.RegisterGateway, reverseetl.RegisterGateway} {
 		if err := reg(ctx, mux, cc); err != nil {
 			return fmt.Errorf("register gateway: %w", err)
 		}

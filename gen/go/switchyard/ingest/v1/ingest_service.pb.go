@@ -8,8 +8,10 @@ package ingestv1
 
 import (
 	v1 "github.com/switchyardhq/switchyard/gen/go/switchyard/event/v1"
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -811,11 +813,249 @@ func (x *BatchResponse) GetRejected() []*Rejection {
 	return nil
 }
 
+// ListSourceEventsRequest asks for a source's latest events.
+type ListSourceEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source_id is the source.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// after returns only events with a larger seq (0: the latest ones).
+	After uint64 `protobuf:"varint,2,opt,name=after,proto3" json:"after,omitempty"`
+	// limit caps the events returned (default 50, at most 200).
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourceEventsRequest) Reset() {
+	*x = ListSourceEventsRequest{}
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourceEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourceEventsRequest) ProtoMessage() {}
+
+func (x *ListSourceEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourceEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListSourceEventsRequest) Descriptor() ([]byte, []int) {
+	return file_switchyard_ingest_v1_ingest_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListSourceEventsRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *ListSourceEventsRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ListSourceEventsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// SourceEvent is one event as Ingest saw it.
+type SourceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq orders events; it grows with every event the process sees.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// received_at is when Ingest received it.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// message_id is the event's messageId (empty for unparseable input).
+	MessageId string `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// type is the event type as sent.
+	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	// event is the track event name or the page/screen name.
+	Event string `protobuf:"bytes,5,opt,name=event,proto3" json:"event,omitempty"`
+	// status is "accepted", "rejected" or "duplicate".
+	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	// code is the rule that rejected it (empty when accepted).
+	Code string `protobuf:"bytes,7,opt,name=code,proto3" json:"code,omitempty"`
+	// reason explains the rejection.
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// payload is the event's JSON as stored (accepted) or as sent (rejected),
+	// cut to 8 KiB.
+	Payload       string `protobuf:"bytes,9,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceEvent) Reset() {
+	*x = SourceEvent{}
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceEvent) ProtoMessage() {}
+
+func (x *SourceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceEvent.ProtoReflect.Descriptor instead.
+func (*SourceEvent) Descriptor() ([]byte, []int) {
+	return file_switchyard_ingest_v1_ingest_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SourceEvent) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SourceEvent) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *SourceEvent) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SourceEvent) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// ListSourceEventsResponse holds events, oldest first.
+type ListSourceEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the events after the requested seq, oldest first.
+	Events []*SourceEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// last_seq is the largest seq returned, or the request's after.
+	LastSeq       uint64 `protobuf:"varint,2,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSourceEventsResponse) Reset() {
+	*x = ListSourceEventsResponse{}
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSourceEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSourceEventsResponse) ProtoMessage() {}
+
+func (x *ListSourceEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_ingest_v1_ingest_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSourceEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListSourceEventsResponse) Descriptor() ([]byte, []int) {
+	return file_switchyard_ingest_v1_ingest_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListSourceEventsResponse) GetEvents() []*SourceEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListSourceEventsResponse) GetLastSeq() uint64 {
+	if x != nil {
+		return x.LastSeq
+	}
+	return 0
+}
+
 var File_switchyard_ingest_v1_ingest_service_proto protoreflect.FileDescriptor
 
 const file_switchyard_ingest_v1_ingest_service_proto_rawDesc = "" +
 	"\n" +
-	")switchyard/ingest/v1/ingest_service.proto\x12\x14switchyard.ingest.v1\x1a\x1fswitchyard/event/v1/event.proto\"`\n" +
+	")switchyard/ingest/v1/ingest_service.proto\x12\x14switchyard.ingest.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fswitchyard/event/v1/event.proto\"`\n" +
 	"\x0fIdentifyRequest\x12\x1b\n" +
 	"\twrite_key\x18\x01 \x01(\tR\bwriteKey\x120\n" +
 	"\x05event\x18\x02 \x01(\v2\x1a.switchyard.event.v1.EventR\x05event\"1\n" +
@@ -863,7 +1103,26 @@ const file_switchyard_ingest_v1_ingest_service_proto_rawDesc = "" +
 	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1f\n" +
 	"\vmessage_ids\x18\x02 \x03(\tR\n" +
 	"messageIds\x12;\n" +
-	"\brejected\x18\x03 \x03(\v2\x1f.switchyard.ingest.v1.RejectionR\brejected2\xd6\x04\n" +
+	"\brejected\x18\x03 \x03(\v2\x1f.switchyard.ingest.v1.RejectionR\brejected\"b\n" +
+	"\x17ListSourceEventsRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x14\n" +
+	"\x05after\x18\x02 \x01(\x04R\x05after\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\x83\x02\n" +
+	"\vSourceEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12;\n" +
+	"\vreceived_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\x12\x14\n" +
+	"\x05event\x18\x05 \x01(\tR\x05event\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x12\x12\n" +
+	"\x04code\x18\a \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x18\n" +
+	"\apayload\x18\t \x01(\tR\apayload\"p\n" +
+	"\x18ListSourceEventsResponse\x129\n" +
+	"\x06events\x18\x01 \x03(\v2!.switchyard.ingest.v1.SourceEventR\x06events\x12\x19\n" +
+	"\blast_seq\x18\x02 \x01(\x04R\alastSeq2\xf6\x05\n" +
 	"\rIngestService\x12Y\n" +
 	"\bIdentify\x12%.switchyard.ingest.v1.IdentifyRequest\x1a&.switchyard.ingest.v1.IdentifyResponse\x12P\n" +
 	"\x05Track\x12\".switchyard.ingest.v1.TrackRequest\x1a#.switchyard.ingest.v1.TrackResponse\x12M\n" +
@@ -871,7 +1130,8 @@ const file_switchyard_ingest_v1_ingest_service_proto_rawDesc = "" +
 	"\x06Screen\x12#.switchyard.ingest.v1.ScreenRequest\x1a$.switchyard.ingest.v1.ScreenResponse\x12P\n" +
 	"\x05Group\x12\".switchyard.ingest.v1.GroupRequest\x1a#.switchyard.ingest.v1.GroupResponse\x12P\n" +
 	"\x05Alias\x12\".switchyard.ingest.v1.AliasRequest\x1a#.switchyard.ingest.v1.AliasResponse\x12P\n" +
-	"\x05Batch\x12\".switchyard.ingest.v1.BatchRequest\x1a#.switchyard.ingest.v1.BatchResponseB\xe9\x01\n" +
+	"\x05Batch\x12\".switchyard.ingest.v1.BatchRequest\x1a#.switchyard.ingest.v1.BatchResponse\x12\x9d\x01\n" +
+	"\x10ListSourceEvents\x12-.switchyard.ingest.v1.ListSourceEventsRequest\x1a..switchyard.ingest.v1.ListSourceEventsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/sources/{source_id}/eventsB\xe9\x01\n" +
 	"\x18com.switchyard.ingest.v1B\x12IngestServiceProtoP\x01ZGgithub.com/switchyardhq/switchyard/gen/go/switchyard/ingest/v1;ingestv1\xa2\x02\x03SIX\xaa\x02\x14Switchyard.Ingest.V1\xca\x02\x14Switchyard\\Ingest\\V1\xe2\x02 Switchyard\\Ingest\\V1\\GPBMetadata\xea\x02\x16Switchyard::Ingest::V1b\x06proto3"
 
 var (
@@ -886,53 +1146,61 @@ func file_switchyard_ingest_v1_ingest_service_proto_rawDescGZIP() []byte {
 	return file_switchyard_ingest_v1_ingest_service_proto_rawDescData
 }
 
-var file_switchyard_ingest_v1_ingest_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_switchyard_ingest_v1_ingest_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_switchyard_ingest_v1_ingest_service_proto_goTypes = []any{
-	(*IdentifyRequest)(nil),  // 0: switchyard.ingest.v1.IdentifyRequest
-	(*IdentifyResponse)(nil), // 1: switchyard.ingest.v1.IdentifyResponse
-	(*TrackRequest)(nil),     // 2: switchyard.ingest.v1.TrackRequest
-	(*TrackResponse)(nil),    // 3: switchyard.ingest.v1.TrackResponse
-	(*PageRequest)(nil),      // 4: switchyard.ingest.v1.PageRequest
-	(*PageResponse)(nil),     // 5: switchyard.ingest.v1.PageResponse
-	(*ScreenRequest)(nil),    // 6: switchyard.ingest.v1.ScreenRequest
-	(*ScreenResponse)(nil),   // 7: switchyard.ingest.v1.ScreenResponse
-	(*GroupRequest)(nil),     // 8: switchyard.ingest.v1.GroupRequest
-	(*GroupResponse)(nil),    // 9: switchyard.ingest.v1.GroupResponse
-	(*AliasRequest)(nil),     // 10: switchyard.ingest.v1.AliasRequest
-	(*AliasResponse)(nil),    // 11: switchyard.ingest.v1.AliasResponse
-	(*BatchRequest)(nil),     // 12: switchyard.ingest.v1.BatchRequest
-	(*Rejection)(nil),        // 13: switchyard.ingest.v1.Rejection
-	(*BatchResponse)(nil),    // 14: switchyard.ingest.v1.BatchResponse
-	(*v1.Event)(nil),         // 15: switchyard.event.v1.Event
+	(*IdentifyRequest)(nil),          // 0: switchyard.ingest.v1.IdentifyRequest
+	(*IdentifyResponse)(nil),         // 1: switchyard.ingest.v1.IdentifyResponse
+	(*TrackRequest)(nil),             // 2: switchyard.ingest.v1.TrackRequest
+	(*TrackResponse)(nil),            // 3: switchyard.ingest.v1.TrackResponse
+	(*PageRequest)(nil),              // 4: switchyard.ingest.v1.PageRequest
+	(*PageResponse)(nil),             // 5: switchyard.ingest.v1.PageResponse
+	(*ScreenRequest)(nil),            // 6: switchyard.ingest.v1.ScreenRequest
+	(*ScreenResponse)(nil),           // 7: switchyard.ingest.v1.ScreenResponse
+	(*GroupRequest)(nil),             // 8: switchyard.ingest.v1.GroupRequest
+	(*GroupResponse)(nil),            // 9: switchyard.ingest.v1.GroupResponse
+	(*AliasRequest)(nil),             // 10: switchyard.ingest.v1.AliasRequest
+	(*AliasResponse)(nil),            // 11: switchyard.ingest.v1.AliasResponse
+	(*BatchRequest)(nil),             // 12: switchyard.ingest.v1.BatchRequest
+	(*Rejection)(nil),                // 13: switchyard.ingest.v1.Rejection
+	(*BatchResponse)(nil),            // 14: switchyard.ingest.v1.BatchResponse
+	(*ListSourceEventsRequest)(nil),  // 15: switchyard.ingest.v1.ListSourceEventsRequest
+	(*SourceEvent)(nil),              // 16: switchyard.ingest.v1.SourceEvent
+	(*ListSourceEventsResponse)(nil), // 17: switchyard.ingest.v1.ListSourceEventsResponse
+	(*v1.Event)(nil),                 // 18: switchyard.event.v1.Event
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
 }
 var file_switchyard_ingest_v1_ingest_service_proto_depIdxs = []int32{
-	15, // 0: switchyard.ingest.v1.IdentifyRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 1: switchyard.ingest.v1.TrackRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 2: switchyard.ingest.v1.PageRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 3: switchyard.ingest.v1.ScreenRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 4: switchyard.ingest.v1.GroupRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 5: switchyard.ingest.v1.AliasRequest.event:type_name -> switchyard.event.v1.Event
-	15, // 6: switchyard.ingest.v1.BatchRequest.events:type_name -> switchyard.event.v1.Event
+	18, // 0: switchyard.ingest.v1.IdentifyRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 1: switchyard.ingest.v1.TrackRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 2: switchyard.ingest.v1.PageRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 3: switchyard.ingest.v1.ScreenRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 4: switchyard.ingest.v1.GroupRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 5: switchyard.ingest.v1.AliasRequest.event:type_name -> switchyard.event.v1.Event
+	18, // 6: switchyard.ingest.v1.BatchRequest.events:type_name -> switchyard.event.v1.Event
 	13, // 7: switchyard.ingest.v1.BatchResponse.rejected:type_name -> switchyard.ingest.v1.Rejection
-	0,  // 8: switchyard.ingest.v1.IngestService.Identify:input_type -> switchyard.ingest.v1.IdentifyRequest
-	2,  // 9: switchyard.ingest.v1.IngestService.Track:input_type -> switchyard.ingest.v1.TrackRequest
-	4,  // 10: switchyard.ingest.v1.IngestService.Page:input_type -> switchyard.ingest.v1.PageRequest
-	6,  // 11: switchyard.ingest.v1.IngestService.Screen:input_type -> switchyard.ingest.v1.ScreenRequest
-	8,  // 12: switchyard.ingest.v1.IngestService.Group:input_type -> switchyard.ingest.v1.GroupRequest
-	10, // 13: switchyard.ingest.v1.IngestService.Alias:input_type -> switchyard.ingest.v1.AliasRequest
-	12, // 14: switchyard.ingest.v1.IngestService.Batch:input_type -> switchyard.ingest.v1.BatchRequest
-	1,  // 15: switchyard.ingest.v1.IngestService.Identify:output_type -> switchyard.ingest.v1.IdentifyResponse
-	3,  // 16: switchyard.ingest.v1.IngestService.Track:output_type -> switchyard.ingest.v1.TrackResponse
-	5,  // 17: switchyard.ingest.v1.IngestService.Page:output_type -> switchyard.ingest.v1.PageResponse
-	7,  // 18: switchyard.ingest.v1.IngestService.Screen:output_type -> switchyard.ingest.v1.ScreenResponse
-	9,  // 19: switchyard.ingest.v1.IngestService.Group:output_type -> switchyard.ingest.v1.GroupResponse
-	11, // 20: switchyard.ingest.v1.IngestService.Alias:output_type -> switchyard.ingest.v1.AliasResponse
-	14, // 21: switchyard.ingest.v1.IngestService.Batch:output_type -> switchyard.ingest.v1.BatchResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	19, // 8: switchyard.ingest.v1.SourceEvent.received_at:type_name -> google.protobuf.Timestamp
+	16, // 9: switchyard.ingest.v1.ListSourceEventsResponse.events:type_name -> switchyard.ingest.v1.SourceEvent
+	0,  // 10: switchyard.ingest.v1.IngestService.Identify:input_type -> switchyard.ingest.v1.IdentifyRequest
+	2,  // 11: switchyard.ingest.v1.IngestService.Track:input_type -> switchyard.ingest.v1.TrackRequest
+	4,  // 12: switchyard.ingest.v1.IngestService.Page:input_type -> switchyard.ingest.v1.PageRequest
+	6,  // 13: switchyard.ingest.v1.IngestService.Screen:input_type -> switchyard.ingest.v1.ScreenRequest
+	8,  // 14: switchyard.ingest.v1.IngestService.Group:input_type -> switchyard.ingest.v1.GroupRequest
+	10, // 15: switchyard.ingest.v1.IngestService.Alias:input_type -> switchyard.ingest.v1.AliasRequest
+	12, // 16: switchyard.ingest.v1.IngestService.Batch:input_type -> switchyard.ingest.v1.BatchRequest
+	15, // 17: switchyard.ingest.v1.IngestService.ListSourceEvents:input_type -> switchyard.ingest.v1.ListSourceEventsRequest
+	1,  // 18: switchyard.ingest.v1.IngestService.Identify:output_type -> switchyard.ingest.v1.IdentifyResponse
+	3,  // 19: switchyard.ingest.v1.IngestService.Track:output_type -> switchyard.ingest.v1.TrackResponse
+	5,  // 20: switchyard.ingest.v1.IngestService.Page:output_type -> switchyard.ingest.v1.PageResponse
+	7,  // 21: switchyard.ingest.v1.IngestService.Screen:output_type -> switchyard.ingest.v1.ScreenResponse
+	9,  // 22: switchyard.ingest.v1.IngestService.Group:output_type -> switchyard.ingest.v1.GroupResponse
+	11, // 23: switchyard.ingest.v1.IngestService.Alias:output_type -> switchyard.ingest.v1.AliasResponse
+	14, // 24: switchyard.ingest.v1.IngestService.Batch:output_type -> switchyard.ingest.v1.BatchResponse
+	17, // 25: switchyard.ingest.v1.IngestService.ListSourceEvents:output_type -> switchyard.ingest.v1.ListSourceEventsResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_ingest_v1_ingest_service_proto_init() }
@@ -946,7 +1214,7 @@ func file_switchyard_ingest_v1_ingest_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_ingest_v1_ingest_service_proto_rawDesc), len(file_switchyard_ingest_v1_ingest_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

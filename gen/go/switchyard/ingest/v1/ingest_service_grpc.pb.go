@@ -19,13 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IngestService_Identify_FullMethodName = "/switchyard.ingest.v1.IngestService/Identify"
-	IngestService_Track_FullMethodName    = "/switchyard.ingest.v1.IngestService/Track"
-	IngestService_Page_FullMethodName     = "/switchyard.ingest.v1.IngestService/Page"
-	IngestService_Screen_FullMethodName   = "/switchyard.ingest.v1.IngestService/Screen"
-	IngestService_Group_FullMethodName    = "/switchyard.ingest.v1.IngestService/Group"
-	IngestService_Alias_FullMethodName    = "/switchyard.ingest.v1.IngestService/Alias"
-	IngestService_Batch_FullMethodName    = "/switchyard.ingest.v1.IngestService/Batch"
+	IngestService_Identify_FullMethodName         = "/switchyard.ingest.v1.IngestService/Identify"
+	IngestService_Track_FullMethodName            = "/switchyard.ingest.v1.IngestService/Track"
+	IngestService_Page_FullMethodName             = "/switchyard.ingest.v1.IngestService/Page"
+	IngestService_Screen_FullMethodName           = "/switchyard.ingest.v1.IngestService/Screen"
+	IngestService_Group_FullMethodName            = "/switchyard.ingest.v1.IngestService/Group"
+	IngestService_Alias_FullMethodName            = "/switchyard.ingest.v1.IngestService/Alias"
+	IngestService_Batch_FullMethodName            = "/switchyard.ingest.v1.IngestService/Batch"
+	IngestService_ListSourceEvents_FullMethodName = "/switchyard.ingest.v1.IngestService/ListSourceEvents"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -52,6 +53,11 @@ type IngestServiceClient interface {
 	// Batch sends many events of any type at once; valid events are accepted
 	// and invalid ones are listed as rejected.
 	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
+	// ListSourceEvents returns the latest events that arrived for a source,
+	// accepted or rejected with the reason: the console's live event
+	// debugger polls it with `after` set to the last seq it saw. Public,
+	// with an API token of the source's workspace.
+	ListSourceEvents(ctx context.Context, in *ListSourceEventsRequest, opts ...grpc.CallOption) (*ListSourceEventsResponse, error)
 }
 
 type ingestServiceClient struct {
@@ -132,6 +138,16 @@ func (c *ingestServiceClient) Batch(ctx context.Context, in *BatchRequest, opts 
 	return out, nil
 }
 
+func (c *ingestServiceClient) ListSourceEvents(ctx context.Context, in *ListSourceEventsRequest, opts ...grpc.CallOption) (*ListSourceEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSourceEventsResponse)
+	err := c.cc.Invoke(ctx, IngestService_ListSourceEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngestServiceServer is the server API for IngestService service.
 // All implementations must embed UnimplementedIngestServiceServer
 // for forward compatibility.
@@ -156,6 +172,11 @@ type IngestServiceServer interface {
 	// Batch sends many events of any type at once; valid events are accepted
 	// and invalid ones are listed as rejected.
 	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
+	// ListSourceEvents returns the latest events that arrived for a source,
+	// accepted or rejected with the reason: the console's live event
+	// debugger polls it with `after` set to the last seq it saw. Public,
+	// with an API token of the source's workspace.
+	ListSourceEvents(context.Context, *ListSourceEventsRequest) (*ListSourceEventsResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }
 
@@ -186,6 +207,9 @@ func (UnimplementedIngestServiceServer) Alias(context.Context, *AliasRequest) (*
 }
 func (UnimplementedIngestServiceServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
+}
+func (UnimplementedIngestServiceServer) ListSourceEvents(context.Context, *ListSourceEventsRequest) (*ListSourceEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSourceEvents not implemented")
 }
 func (UnimplementedIngestServiceServer) mustEmbedUnimplementedIngestServiceServer() {}
 func (UnimplementedIngestServiceServer) testEmbeddedByValue()                       {}
@@ -334,6 +358,24 @@ func _IngestService_Batch_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_ListSourceEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSourceEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).ListSourceEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_ListSourceEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).ListSourceEvents(ctx, req.(*ListSourceEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +410,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Batch",
 			Handler:    _IngestService_Batch_Handler,
+		},
+		{
+			MethodName: "ListSourceEvents",
+			Handler:    _IngestService_ListSourceEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -677,7 +677,57 @@ async function renderSource(id, main, gen) {
         : h('p', { class: 'muted' }, 'No destination is connected.')),
     h('section', { 'aria-labelledby': 'sec-wh' }, h('h2', { id: 'sec-wh' }, 'Connected warehouses'),
       connected.length ? h('ul', { id: 'source-warehouses' }, connected.map((w) => h('li', {}, w.name, ' ', h('span', { class: 'muted' }, `(${(w.type || '').replace(/^WAREHOUSE_TYPE_/, '').toLowerCase()})`), ' ', badge(w.enabled))))
-        : h('p', { class: 'muted' }, 'No warehouse is connected.')));
+        : h('p', { class: 'muted' }, 'No warehouse is connected.')),
+    liveDebugger(id, gen));
+}
+
+// liveDebugger shows the latest events arriving for a source, accepted or
+// rejected with the reason, polling GET /api/v1/sources/{id}/events with
+// the last seq seen (no reload; newest on top; at most 100 rows kept).
+function liveDebugger(sourceId, gen) {
+  const status = h('p', { class: 'muted', id: 'debugger-status', role: 'status' }, 'Waiting for events…');
+  const body = h('tbody', {});
+  const table = h('table', { id: 'event-debugger', 'aria-labelledby': 'sec-debugger', hidden: true },
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Received'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Type'),
+      h('th', { scope: 'col' }, 'Event'), h('th', { scope: 'col' }, 'Message ID'), h('th', { scope: 'col' }, 'Reason'))),
+    body);
+  const detail = h('pre', { class: 'payload', id: 'debugger-payload', hidden: true, tabindex: '0', 'aria-label': 'Selected event payload' });
+  let after = 0;
+  let busy = false;
+  async function poll() {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const r = await api('GET', `/api/v1/sources/${encodeURIComponent(sourceId)}/events?after=${after}&limit=100`);
+      if (gen !== generation) return;
+      const evs = r.events || [];
+      for (const e of evs) {
+        after = Math.max(after, Number(e.seq));
+        const rejected = e.status !== 'accepted';
+        const row = h('tr', { 'data-status': e.status, 'data-message-id': e.messageId || '', tabindex: '0',
+          onclick: () => { detail.hidden = false; detail.textContent = e.payload || '(no payload kept)'; },
+          onkeydown: (k) => { if (k.key === 'Enter') { detail.hidden = false; detail.textContent = e.payload || '(no payload kept)'; } } },
+          h('td', {}, fmtTime(e.receivedAt)),
+          h('td', {}, h('span', { class: 'badge ' + (rejected ? 'off' : 'on') }, rejected ? 'Rejected' : 'Accepted')),
+          h('td', {}, e.type || '—'), h('td', {}, e.event || '—'),
+          h('td', {}, e.messageId ? h('code', {}, e.messageId) : '—'),
+          h('td', {}, rejected ? `${e.code}: ${e.reason}` : ''));
+        body.insertBefore(row, body.firstChild);
+      }
+      while (body.children.length > 100) body.removeChild(body.lastChild);
+      if (body.children.length) {
+        table.hidden = false;
+        status.textContent = `Live: ${body.children.length} latest event${body.children.length === 1 ? '' : 's'} (newest first; select one to see its payload).`;
+      }
+    } catch (ex) {
+      if (gen === generation) status.textContent = 'Live debugger: ' + errorText(ex);
+    } finally { busy = false; }
+  }
+  poll();
+  const timer = setInterval(poll, 1000);
+  cleanups.push(() => clearInterval(timer));
+  return h('section', { 'aria-labelledby': 'sec-debugger' }, h('h2', { id: 'sec-debugger' }, 'Live event debugger'), status, table, detail);
 }
 
 function markField(form, field) {
