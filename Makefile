@@ -95,3 +95,10 @@ bench-delivery: ## Delivery to a local webhook: events/s batched (100/request) a
 .PHONY: bench-warehouse
 bench-warehouse: ## Warehouse load rows/s (DuckDB, PostgreSQL, ratio to plain COPY) and time-to-visible at 10k events/s.
 	cd services/warehouse && go run ./cmd/benchwarehouse $${BENCH_WAREHOUSE_FLAGS:-}
+
+.PHONY: bench-tracing
+bench-tracing: ## Ingest with tracing on vs off (events/s, median of 3) and their ratio (goal ≥ 0.9).
+	cd services/ingest && go test -run '^$$' -bench BenchmarkTracingOverhead -benchtime 3s -count 3 ./internal/httpapi/ \
+	| tee /dev/stderr | awk '/events\/s/ { split($$1, a, "/"); m = a[2]; sub(/-[0-9]+$$/, "", m); v[m] = v[m] " " $$(NF-1) } \
+	  END { for (m in v) { n = split(v[m], x, " "); asort(x); med[m] = x[int((n+1)/2)]; printf "%s: median %.0f events/s\n", m, med[m] } \
+	        printf "tracing on/off ratio: %.3f (goal >= 0.9)\n", med["on"] / med["off"] }'

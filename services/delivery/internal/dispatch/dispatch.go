@@ -545,7 +545,7 @@ func (s *session) finish(t *tracked, f *destinations.Failure) *tracked {
 	id := s.plan.Spec.ID
 	if f == nil {
 		if err := s.publishResult(t, nil); err != nil {
-			s.logger.Warn("publish record result; will resend", "record", t.messageID, "err", err)
+			s.logger.WarnContext(t.ctx, "publish record result; will resend", "record", t.messageID, "err", err)
 			s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
 			return nil
 		}
@@ -586,13 +586,13 @@ func (s *session) finish(t *tracked, f *destinations.Failure) *tracked {
 	defer cancel()
 	if err := s.d.dlq.Put(pctx, letter, id+":"+t.dedupeBase+":"+strconv.FormatUint(t.attempt, 10)); err != nil {
 		// Never lose it: try again later.
-		s.logger.Warn("store dead letter; will retry", "messageId", t.messageID, "err", err)
+		s.logger.WarnContext(t.ctx, "store dead letter; will retry", "messageId", t.messageID, "err", err)
 		s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
 		return nil
 	}
 	s.d.metrics.NotDelivered(id, reason)
 	if err := s.publishResult(t, f); err != nil {
-		s.logger.Warn("publish record result; will resend", "record", t.messageID, "err", err)
+		s.logger.WarnContext(t.ctx, "publish record result; will resend", "record", t.messageID, "err", err)
 		s.retryLater(t, s.d.opts.Retry.Delay(1, 0))
 		return nil
 	}
@@ -611,7 +611,7 @@ func (s *session) ack(t *tracked) {
 	if err := t.msg.DoubleAck(ctx); err != nil {
 		// Redelivered after AckWait: at-least-once; receivers dedupe by
 		// the idempotency key.
-		s.logger.Debug("ack failed", "messageId", t.messageID, "err", err)
+		s.logger.DebugContext(t.ctx, "ack failed", "messageId", t.messageID, "err", err)
 	}
 }
 

@@ -160,7 +160,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err = h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events)
 	publishHist.Record(r.Context(), time.Since(start).Seconds())
 	if err != nil {
-		h.Logger.Error("ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
+		h.Logger.ErrorContext(r.Context(), "ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
 		w.Header().Set("Retry-After", "1")
 		h.debugRejected(ref.SourceID, "store_unavailable", StoreUnavailableMessage, body)
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", StoreUnavailableMessage)

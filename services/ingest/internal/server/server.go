@@ -115,7 +115,7 @@ func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, ty
 
 func (s *Server) store(ctx context.Context, ref httpapi.SourceRef, evs []tracking.Event) error {
 	if err := s.Publisher.Publish(ctx, ref.WorkspaceID, ref.SourceID, evs); err != nil {
-		s.Logger.Error("ingest: store events", "source", ref.SourceID, "err", err)
+		s.Logger.ErrorContext(ctx, "ingest: store events", "source", ref.SourceID, "err", err)
 		return status.Error(codes.Unavailable, "INGEST_STORE_UNAVAILABLE", httpapi.StoreUnavailableMessage, nil)
 	}
 	return nil

@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"go.opentelemetry.io/otel/attribute"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -70,22 +71,37 @@ func (h Headers) apply(hdr nats.Header) {
 
 // HeaderCarrier adapts nats.Header to the OpenTelemetry TextMapCarrier so
 // trace context (traceparent, tracestate, baggage) travels in message
-// headers. Keys are used as given (the W3C propagators use lowercase).
+// headers. The propagators' keys are stored with the TraceHeaderPrefix
+// ("Switchyard-Otel-traceparent", …): nats-server inspects every message
+// that carries a bare W3C traceparent header for its own message-tracing
+// feature, which cost about a tenth of Ingest's CPU at high rates. Get
+// also reads the bare key, so messages stored by other publishers keep
+// their trace.
 type HeaderCarrier nats.Header
+
+// TraceHeaderPrefix prefixes the trace-context header names.
+const TraceHeaderPrefix = "Switchyard-Otel-"
 
 var _ propagation.TextMapCarrier = HeaderCarrier(nil)
 
 // Get returns the first value of key, or "".
-func (c HeaderCarrier) Get(key string) string { return nats.Header(c).Get(key) }
+func (c HeaderCarrier) Get(key string) string {
+	if v, ok := c[TraceHeaderPrefix+key]; ok && len(v) > 0 {
+		return v[0]
+	}
+	return nats.Header(c).Get(key)
+}
 
 // Set replaces the values of key with value.
-func (c HeaderCarrier) Set(key, value string) { nats.Header(c).Set(key, value) }
+func (c HeaderCarrier) Set(key, value string) { c[TraceHeaderPrefix+key] = []string{value} }
 
-// Keys lists the header names.
+// Keys lists the trace-context header names (without the prefix).
 func (c HeaderCarrier) Keys() []string {
 	keys := make([]string, 0, len(c))
 	for k := range c {
-		keys = append(keys, k)
+		if strings.HasPrefix(k, TraceHeaderPrefix) {
+			keys = append(keys, strings.TrimPrefix(k, TraceHeaderPrefix))
+		}
 	}
 	return keys
 }

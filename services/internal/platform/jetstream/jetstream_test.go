@@ -144,7 +144,7 @@ func TestPublishConsumeHeaders(t *testing.T) {
 	if s.headers != want {
 		t.Errorf("headers = %+v, want %+v", s.headers, want)
 	}
-	for _, k := range []string{"Nats-Msg-Id", "Switchyard-Workspace", "Switchyard-Source", "Switchyard-Event-Type", "Switchyard-Message-Id", "traceparent"} {
+	for _, k := range []string{"Nats-Msg-Id", "Switchyard-Workspace", "Switchyard-Source", "Switchyard-Event-Type", "Switchyard-Message-Id", TraceHeaderPrefix + "traceparent"} {
 		if s.raw.Get(k) == "" {
 			t.Errorf("header %s missing (%v)", k, s.raw)
 		}
@@ -412,5 +412,21 @@ func TestConsumeBatchesCancelWhileWaiting(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ConsumeBatches kept waiting for its fetch after cancel")
+	}
+}
+
+func TestHeaderCarrierReadsBareW3CHeaders(t *testing.T) {
+	t.Parallel()
+	h := nats.Header{}
+	h.Set("traceparent", "00-4bf92f3577b34a4ea0f0b3a1c2d3e4f5-00f067aa0ba902b7-01")
+	if got := HeaderCarrier(h).Get("traceparent"); got != "00-4bf92f3577b34a4ea0f0b3a1c2d3e4f5-00f067aa0ba902b7-01" {
+		t.Errorf("bare traceparent not read: %q", got)
+	}
+	HeaderCarrier(h).Set("traceparent", "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01")
+	if got := HeaderCarrier(h).Get("traceparent"); got != "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbbbbbbb-01" {
+		t.Errorf("prefixed header does not win: %q", got)
+	}
+	if _, ok := h[TraceHeaderPrefix+"traceparent"]; !ok {
+		t.Errorf("Set did not write the prefixed header: %v", h)
 	}
 }

@@ -172,7 +172,7 @@ func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events []
 	if len(events) == 1 {
 		return l.discardEvent(ctx, schemaName, events[0], err, res)
 	}
-	l.logger.Warn("warehouse refused a batch: isolating the bad rows", "schema", schemaName, "events", len(events), "error", err)
+	l.logger.WarnContext(ctx, "warehouse refused a batch: isolating the bad rows", "schema", schemaName, "events", len(events), "error", err)
 	half := len(events) / 2
 	if err := l.loadIsolating(ctx, schemaName, events[:half], res); err != nil {
 		return err
