@@ -260,7 +260,7 @@ func (r *Runner) execute(ctx context.Context, s *reverseetlv1.Sync, m *reverseet
 		}
 	}
 	fail := func(code string, err error) {
-		logger.Warn("reverse etl: run failed", "err", err)
+		logger.WarnContext(ctx, "reverse etl: run failed", "err", err)
 		finish(func(v *reverseetlv1.SyncRun) {
 			v.Status = reverseetlv1.SyncRunStatus_SYNC_RUN_STATUS_FAILED
 			v.Error = err.Error()
@@ -309,7 +309,7 @@ func (r *Runner) execute(ctx context.Context, s *reverseetlv1.Sync, m *reverseet
 		v.Errors = runErrors
 		return nil
 	}); err != nil {
-		logger.Warn("reverse etl: store extract counts", "err", err)
+		logger.WarnContext(ctx, "reverse etl: store extract counts", "err", err)
 	}
 
 	var p progress
@@ -343,7 +343,7 @@ func (r *Runner) execute(ctx context.Context, s *reverseetlv1.Sync, m *reverseet
 		if time.Since(lastSave) > time.Second {
 			lastSave = time.Now()
 			if _, err := r.store.UpdateRun(bg, s.GetId(), run.GetId(), func(v *reverseetlv1.SyncRun) error { v.Published = p.published; return nil }); err != nil {
-				logger.Warn("reverse etl: store progress", "err", err)
+				logger.WarnContext(ctx, "reverse etl: store progress", "err", err)
 			}
 		}
 		return nil
@@ -372,7 +372,7 @@ func (r *Runner) execute(ctx context.Context, s *reverseetlv1.Sync, m *reverseet
 		}
 		v.Status = loadStatus(v, recordErrors)
 	})
-	logger.Info("reverse etl: run finished", "rows", ext.Rows, "added", ext.Added, "updated", ext.Updated, "deleted", ext.Deleted, "published", p.published)
+	logger.InfoContext(ctx, "reverse etl: run finished", "rows", ext.Rows, "added", ext.Added, "updated", ext.Updated, "deleted", ext.Deleted, "published", p.published)
 }
 
 func recordErrorMessage(code, key string) string {

@@ -65,6 +65,6 @@ func BenchmarkBuildRows(b *testing.B) {
 	l := &Loader{logger: slog.New(slog.DiscardHandler)}
 	now := time.Now()
 	for b.Loop() {
-		l.buildRows("bench", evs, now, &Result{Rows: map[string]int64{}})
+		l.buildRows(b.Context(), "bench", evs, now, &Result{Rows: map[string]int64{}})
 	}
 }

@@ -182,7 +182,7 @@ func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events []
 
 // discardEvent records a single event the database refused in discards (its own transaction).
 func (l *Loader) discardEvent(ctx context.Context, schemaName string, raw []byte, cause error, res *Result) error {
-	rows := l.buildRows(schemaName, [][]byte{raw}, l.now().UTC(), &Result{})
+	rows := l.buildRows(ctx, schemaName, [][]byte{raw}, l.now().UTC(), &Result{})
 	if len(rows) == 0 {
 		return nil
 	}
@@ -231,7 +231,7 @@ func (l *Loader) inTx(ctx context.Context, f func(conn *sql.Conn, tx *sql.Tx) er
 // (sqlengine.InsertNew), so every table is written through the staging table and merge.
 func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte, merge bool) (Result, error) {
 	res := Result{Rows: map[string]int64{}}
-	rows := l.buildRows(schemaName, events, l.now().UTC(), &res)
+	rows := l.buildRows(ctx, schemaName, events, l.now().UTC(), &res)
 	if len(rows) == 0 {
 		return res, nil
 	}
@@ -252,20 +252,20 @@ func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byt
 	return res, nil
 }
 
-func (l *Loader) buildRows(schemaName string, events [][]byte, loadedAt time.Time, res *Result) []schema.Row {
+func (l *Loader) buildRows(ctx context.Context, schemaName string, events [][]byte, loadedAt time.Time, res *Result) []schema.Row {
 	var rows []schema.Row
 	sel := l.opts.Selection
 	all := buildEvents(events, loadedAt)
 	for i, ev := range all {
 		built, notices, err := ev.rows, ev.notices, ev.err
 		if err != nil {
-			l.logger.Warn("skipping event that cannot be loaded", "schema", schemaName, "index", i, "error", err)
+			l.logger.WarnContext(ctx, "skipping event that cannot be loaded", "schema", schemaName, "index", i, "error", err)
 			res.Skipped++
 			res.notice("event skipped: %v", err)
 			continue
 		}
 		for _, n := range notices {
-			l.logger.Warn("event key not loaded as sent", "schema", schemaName, "table", n.Table,
+			l.logger.WarnContext(ctx, "event key not loaded as sent", "schema", schemaName, "table", n.Table,
 				"column", n.Column, "key", n.Key, "reason", n.Reason)
 			res.notice("%s: key %q: %s", n.Table, n.Key, n.Reason)
 		}
@@ -679,7 +679,7 @@ func (l *Loader) writeDiscards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, 
 			continue
 		}
 		seen[k] = true
-		l.logger.Warn("value not stored: recorded in discards", "schema", schemaName,
+		l.logger.WarnContext(ctx, "value not stored: recorded in discards", "schema", schemaName,
 			"table", d.table, "column", d.column, "row_id", d.rowID, "reason", d.reason)
 		values = append(values, []any{d.table, d.column, d.value, d.rowID, d.receivedAt, d.reason, now})
 	}
