@@ -586,6 +586,8 @@ func TestConsoleSourcesAndDestinations(t *testing.T) {
 		}
 		p.do("refresh errors", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('button')].find(b => b.textContent === 'Refresh errors').click()`))
 		p.wait("the latest error with request and response", `[...document.querySelectorAll('#delivery-errors details pre')].some(e => e.textContent.includes('rejected by the test'))`)
+		p.wait("the per-minute chart of the last hour with the dead letter",
+			`/Last hour by minute: \d+ delivered, 1 dead-lettered/.test(document.getElementById('delivery-minutes-chart')?.getAttribute('aria-label') || '')`)
 		p.screenshot("destination")
 
 		hook.accept.Store(true)

@@ -91,6 +91,32 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	if lat := sy.scrape(t, "switchyard_delivery_latency_seconds_count", map[string]string{"destination": dest}); lat != 5 {
 		t.Errorf("delivery latency observations = %v, want 5", lat)
 	}
+	t.Run("delivery metrics over time: one point per minute", func(t *testing.T) {
+		res := sy.admin(t, http.MethodGet, "/api/v1/destinations/"+dest+"/delivery-metrics", nil)
+		if res.Status != http.StatusOK {
+			t.Fatalf("delivery-metrics: %d %s", res.Status, res.Body)
+		}
+		var out struct {
+			Minutes []struct {
+				Start     string `json:"start"`
+				Delivered string `json:"delivered"`
+				Retried   string `json:"retried"`
+			} `json:"minutes"`
+		}
+		decodeJSON(t, res.Body, &out)
+		if len(out.Minutes) != 60 {
+			t.Fatalf("minutes = %d points, want 60", len(out.Minutes))
+		}
+		var delivered, retried int
+		for _, m := range out.Minutes {
+			d, _ := strconv.Atoi(m.Delivered)
+			r, _ := strconv.Atoi(m.Retried)
+			delivered, retried = delivered+d, retried+r
+		}
+		if delivered != 5 || retried != 1 {
+			t.Errorf("sum over the minutes: delivered %d retried %d, want 5 and 1", delivered, retried)
+		}
+	})
 	ingest := []struct {
 		name   string
 		labels map[string]string

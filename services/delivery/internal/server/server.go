@@ -368,6 +368,14 @@ func (s *Server) GetDeliveryMetrics(ctx context.Context, req *deliveryv1.GetDeli
 		}
 		resp.Windows = append(resp.Windows, wm)
 	}
+	for _, pt := range s.Dispatcher.Metrics().Minutes(req.GetDestinationId(), 60) {
+		mp := &deliveryv1.MetricsPoint{Start: timestamppb.New(pt.Start), Delivered: pt.Delivered, Retried: pt.Retried,
+			Filtered: pt.Filtered, P95LatencyMs: float64(pt.P95) / float64(time.Millisecond)}
+		for _, n := range pt.NotDelivered {
+			mp.NotDelivered += n
+		}
+		resp.Minutes = append(resp.Minutes, mp)
+	}
 	return resp, nil
 }
 

@@ -2015,7 +2015,10 @@ type GetDeliveryMetricsResponse struct {
 	// destination_id is the destination id.
 	DestinationId string `protobuf:"bytes,1,opt,name=destination_id,json=destinationId,proto3" json:"destination_id,omitempty"`
 	// windows are 10m, 1h, 24h and 7d.
-	Windows       []*WindowMetrics `protobuf:"bytes,2,rep,name=windows,proto3" json:"windows,omitempty"`
+	Windows []*WindowMetrics `protobuf:"bytes,2,rep,name=windows,proto3" json:"windows,omitempty"`
+	// minutes are the last 60 minutes, one point per minute, oldest first
+	// (the last one is the current minute), for charts over time.
+	Minutes       []*MetricsPoint `protobuf:"bytes,3,rep,name=minutes,proto3" json:"minutes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2064,6 +2067,104 @@ func (x *GetDeliveryMetricsResponse) GetWindows() []*WindowMetrics {
 	return nil
 }
 
+func (x *GetDeliveryMetricsResponse) GetMinutes() []*MetricsPoint {
+	if x != nil {
+		return x.Minutes
+	}
+	return nil
+}
+
+// MetricsPoint is one minute of a destination's metrics.
+type MetricsPoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// start is the minute's start.
+	Start *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// delivered counts accepted events.
+	Delivered uint64 `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// not_delivered counts dead-lettered events.
+	NotDelivered uint64 `protobuf:"varint,3,opt,name=not_delivered,json=notDelivered,proto3" json:"not_delivered,omitempty"`
+	// retried counts failed attempts that were retried.
+	Retried uint64 `protobuf:"varint,4,opt,name=retried,proto3" json:"retried,omitempty"`
+	// filtered counts events kept away by filters or routing.
+	Filtered uint64 `protobuf:"varint,5,opt,name=filtered,proto3" json:"filtered,omitempty"`
+	// p95_latency_ms is the minute's receipt-to-acceptance p95.
+	P95LatencyMs  float64 `protobuf:"fixed64,6,opt,name=p95_latency_ms,json=p95LatencyMs,proto3" json:"p95_latency_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsPoint) Reset() {
+	*x = MetricsPoint{}
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsPoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsPoint) ProtoMessage() {}
+
+func (x *MetricsPoint) ProtoReflect() protoreflect.Message {
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsPoint.ProtoReflect.Descriptor instead.
+func (*MetricsPoint) Descriptor() ([]byte, []int) {
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MetricsPoint) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *MetricsPoint) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetNotDelivered() uint64 {
+	if x != nil {
+		return x.NotDelivered
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetRetried() uint64 {
+	if x != nil {
+		return x.Retried
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetFiltered() uint64 {
+	if x != nil {
+		return x.Filtered
+	}
+	return 0
+}
+
+func (x *MetricsPoint) GetP95LatencyMs() float64 {
+	if x != nil {
+		return x.P95LatencyMs
+	}
+	return 0
+}
+
 // ListDeliveryErrorsRequest names a destination.
 type ListDeliveryErrorsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2075,7 +2176,7 @@ type ListDeliveryErrorsRequest struct {
 
 func (x *ListDeliveryErrorsRequest) Reset() {
 	*x = ListDeliveryErrorsRequest{}
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2188,7 @@ func (x *ListDeliveryErrorsRequest) String() string {
 func (*ListDeliveryErrorsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryErrorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[32]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2201,7 @@ func (x *ListDeliveryErrorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryErrorsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryErrorsRequest) Descriptor() ([]byte, []int) {
-	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{32}
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListDeliveryErrorsRequest) GetDestinationId() string {
@@ -2137,7 +2238,7 @@ type DeliveryError struct {
 
 func (x *DeliveryError) Reset() {
 	*x = DeliveryError{}
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2250,7 @@ func (x *DeliveryError) String() string {
 func (*DeliveryError) ProtoMessage() {}
 
 func (x *DeliveryError) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[33]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2263,7 @@ func (x *DeliveryError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryError.ProtoReflect.Descriptor instead.
 func (*DeliveryError) Descriptor() ([]byte, []int) {
-	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{33}
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeliveryError) GetTime() *timestamppb.Timestamp {
@@ -2239,7 +2340,7 @@ type ListDeliveryErrorsResponse struct {
 
 func (x *ListDeliveryErrorsResponse) Reset() {
 	*x = ListDeliveryErrorsResponse{}
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2352,7 @@ func (x *ListDeliveryErrorsResponse) String() string {
 func (*ListDeliveryErrorsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryErrorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[34]
+	mi := &file_switchyard_delivery_v1_delivery_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2365,7 @@ func (x *ListDeliveryErrorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryErrorsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryErrorsResponse) Descriptor() ([]byte, []int) {
-	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{34}
+	return file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDeliveryErrorsResponse) GetErrors() []*DeliveryError {
@@ -2413,10 +2514,18 @@ const file_switchyard_delivery_v1_delivery_service_proto_rawDesc = "" +
 	"\x17not_delivered_by_reason\x18\x04 \x03(\v2#.switchyard.delivery.v1.ReasonCountR\x14notDeliveredByReason\x12\x18\n" +
 	"\aretried\x18\x05 \x01(\x04R\aretried\x12\x1a\n" +
 	"\bfiltered\x18\x06 \x01(\x04R\bfiltered\x12$\n" +
-	"\x0ep95_latency_ms\x18\a \x01(\x01R\fp95LatencyMs\"\x84\x01\n" +
+	"\x0ep95_latency_ms\x18\a \x01(\x01R\fp95LatencyMs\"\xc4\x01\n" +
 	"\x1aGetDeliveryMetricsResponse\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\x12?\n" +
-	"\awindows\x18\x02 \x03(\v2%.switchyard.delivery.v1.WindowMetricsR\awindows\"B\n" +
+	"\awindows\x18\x02 \x03(\v2%.switchyard.delivery.v1.WindowMetricsR\awindows\x12>\n" +
+	"\aminutes\x18\x03 \x03(\v2$.switchyard.delivery.v1.MetricsPointR\aminutes\"\xdf\x01\n" +
+	"\fMetricsPoint\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12#\n" +
+	"\rnot_delivered\x18\x03 \x01(\x04R\fnotDelivered\x12\x18\n" +
+	"\aretried\x18\x04 \x01(\x04R\aretried\x12\x1a\n" +
+	"\bfiltered\x18\x05 \x01(\x04R\bfiltered\x12$\n" +
+	"\x0ep95_latency_ms\x18\x06 \x01(\x01R\fp95LatencyMs\"B\n" +
 	"\x19ListDeliveryErrorsRequest\x12%\n" +
 	"\x0edestination_id\x18\x01 \x01(\tR\rdestinationId\"\x8a\x02\n" +
 	"\rDeliveryError\x12.\n" +
@@ -2459,7 +2568,7 @@ func file_switchyard_delivery_v1_delivery_service_proto_rawDescGZIP() []byte {
 	return file_switchyard_delivery_v1_delivery_service_proto_rawDescData
 }
 
-var file_switchyard_delivery_v1_delivery_service_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_switchyard_delivery_v1_delivery_service_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_switchyard_delivery_v1_delivery_service_proto_goTypes = []any{
 	(*GetDeliveryStatusRequest)(nil),            // 0: switchyard.delivery.v1.GetDeliveryStatusRequest
 	(*GetDeliveryStatusResponse)(nil),           // 1: switchyard.delivery.v1.GetDeliveryStatusResponse
@@ -2493,69 +2602,72 @@ var file_switchyard_delivery_v1_delivery_service_proto_goTypes = []any{
 	(*ReasonCount)(nil),                         // 29: switchyard.delivery.v1.ReasonCount
 	(*WindowMetrics)(nil),                       // 30: switchyard.delivery.v1.WindowMetrics
 	(*GetDeliveryMetricsResponse)(nil),          // 31: switchyard.delivery.v1.GetDeliveryMetricsResponse
-	(*ListDeliveryErrorsRequest)(nil),           // 32: switchyard.delivery.v1.ListDeliveryErrorsRequest
-	(*DeliveryError)(nil),                       // 33: switchyard.delivery.v1.DeliveryError
-	(*ListDeliveryErrorsResponse)(nil),          // 34: switchyard.delivery.v1.ListDeliveryErrorsResponse
-	(*structpb.Value)(nil),                      // 35: google.protobuf.Value
-	(*structpb.Struct)(nil),                     // 36: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),               // 37: google.protobuf.Timestamp
+	(*MetricsPoint)(nil),                        // 32: switchyard.delivery.v1.MetricsPoint
+	(*ListDeliveryErrorsRequest)(nil),           // 33: switchyard.delivery.v1.ListDeliveryErrorsRequest
+	(*DeliveryError)(nil),                       // 34: switchyard.delivery.v1.DeliveryError
+	(*ListDeliveryErrorsResponse)(nil),          // 35: switchyard.delivery.v1.ListDeliveryErrorsResponse
+	(*structpb.Value)(nil),                      // 36: google.protobuf.Value
+	(*structpb.Struct)(nil),                     // 37: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),               // 38: google.protobuf.Timestamp
 }
 var file_switchyard_delivery_v1_delivery_service_proto_depIdxs = []int32{
-	35, // 0: switchyard.delivery.v1.Setting.default_value:type_name -> google.protobuf.Value
+	36, // 0: switchyard.delivery.v1.Setting.default_value:type_name -> google.protobuf.Value
 	2,  // 1: switchyard.delivery.v1.DestinationType.settings:type_name -> switchyard.delivery.v1.Setting
 	3,  // 2: switchyard.delivery.v1.DestinationType.actions:type_name -> switchyard.delivery.v1.Action
 	4,  // 3: switchyard.delivery.v1.ListDestinationTypesResponse.destination_types:type_name -> switchyard.delivery.v1.DestinationType
-	36, // 4: switchyard.delivery.v1.FilterAction.fields:type_name -> google.protobuf.Struct
+	37, // 4: switchyard.delivery.v1.FilterAction.fields:type_name -> google.protobuf.Struct
 	7,  // 5: switchyard.delivery.v1.DestinationFilter.actions:type_name -> switchyard.delivery.v1.FilterAction
 	8,  // 6: switchyard.delivery.v1.GetDestinationFiltersResponse.filters:type_name -> switchyard.delivery.v1.DestinationFilter
 	8,  // 7: switchyard.delivery.v1.SetDestinationFiltersRequest.filters:type_name -> switchyard.delivery.v1.DestinationFilter
 	8,  // 8: switchyard.delivery.v1.SetDestinationFiltersResponse.filters:type_name -> switchyard.delivery.v1.DestinationFilter
-	36, // 9: switchyard.delivery.v1.Subscription.mapping:type_name -> google.protobuf.Struct
+	37, // 9: switchyard.delivery.v1.Subscription.mapping:type_name -> google.protobuf.Struct
 	13, // 10: switchyard.delivery.v1.GetDestinationSubscriptionsResponse.subscriptions:type_name -> switchyard.delivery.v1.Subscription
 	13, // 11: switchyard.delivery.v1.SetDestinationSubscriptionsRequest.subscriptions:type_name -> switchyard.delivery.v1.Subscription
 	13, // 12: switchyard.delivery.v1.SetDestinationSubscriptionsResponse.subscriptions:type_name -> switchyard.delivery.v1.Subscription
-	37, // 13: switchyard.delivery.v1.DeadLetter.received_at:type_name -> google.protobuf.Timestamp
-	37, // 14: switchyard.delivery.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
-	36, // 15: switchyard.delivery.v1.DeadLetter.event:type_name -> google.protobuf.Struct
+	38, // 13: switchyard.delivery.v1.DeadLetter.received_at:type_name -> google.protobuf.Timestamp
+	38, // 14: switchyard.delivery.v1.DeadLetter.failed_at:type_name -> google.protobuf.Timestamp
+	37, // 15: switchyard.delivery.v1.DeadLetter.event:type_name -> google.protobuf.Struct
 	19, // 16: switchyard.delivery.v1.ListDeadLettersRequest.filter:type_name -> switchyard.delivery.v1.DeadLetterFilter
 	18, // 17: switchyard.delivery.v1.ListDeadLettersResponse.dead_letters:type_name -> switchyard.delivery.v1.DeadLetter
 	18, // 18: switchyard.delivery.v1.GetDeadLetterResponse.dead_letter:type_name -> switchyard.delivery.v1.DeadLetter
 	19, // 19: switchyard.delivery.v1.RedriveDeadLettersRequest.filter:type_name -> switchyard.delivery.v1.DeadLetterFilter
-	37, // 20: switchyard.delivery.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	37, // 21: switchyard.delivery.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	38, // 20: switchyard.delivery.v1.ReplayEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	38, // 21: switchyard.delivery.v1.ReplayEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	29, // 22: switchyard.delivery.v1.WindowMetrics.not_delivered_by_reason:type_name -> switchyard.delivery.v1.ReasonCount
 	30, // 23: switchyard.delivery.v1.GetDeliveryMetricsResponse.windows:type_name -> switchyard.delivery.v1.WindowMetrics
-	37, // 24: switchyard.delivery.v1.DeliveryError.time:type_name -> google.protobuf.Timestamp
-	33, // 25: switchyard.delivery.v1.ListDeliveryErrorsResponse.errors:type_name -> switchyard.delivery.v1.DeliveryError
-	0,  // 26: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:input_type -> switchyard.delivery.v1.GetDeliveryStatusRequest
-	5,  // 27: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:input_type -> switchyard.delivery.v1.ListDestinationTypesRequest
-	9,  // 28: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:input_type -> switchyard.delivery.v1.GetDestinationFiltersRequest
-	11, // 29: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:input_type -> switchyard.delivery.v1.SetDestinationFiltersRequest
-	14, // 30: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:input_type -> switchyard.delivery.v1.GetDestinationSubscriptionsRequest
-	16, // 31: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:input_type -> switchyard.delivery.v1.SetDestinationSubscriptionsRequest
-	20, // 32: switchyard.delivery.v1.DeliveryService.ListDeadLetters:input_type -> switchyard.delivery.v1.ListDeadLettersRequest
-	22, // 33: switchyard.delivery.v1.DeliveryService.GetDeadLetter:input_type -> switchyard.delivery.v1.GetDeadLetterRequest
-	24, // 34: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:input_type -> switchyard.delivery.v1.RedriveDeadLettersRequest
-	26, // 35: switchyard.delivery.v1.DeliveryService.ReplayEvents:input_type -> switchyard.delivery.v1.ReplayEventsRequest
-	28, // 36: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:input_type -> switchyard.delivery.v1.GetDeliveryMetricsRequest
-	32, // 37: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:input_type -> switchyard.delivery.v1.ListDeliveryErrorsRequest
-	1,  // 38: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:output_type -> switchyard.delivery.v1.GetDeliveryStatusResponse
-	6,  // 39: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:output_type -> switchyard.delivery.v1.ListDestinationTypesResponse
-	10, // 40: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:output_type -> switchyard.delivery.v1.GetDestinationFiltersResponse
-	12, // 41: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:output_type -> switchyard.delivery.v1.SetDestinationFiltersResponse
-	15, // 42: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:output_type -> switchyard.delivery.v1.GetDestinationSubscriptionsResponse
-	17, // 43: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:output_type -> switchyard.delivery.v1.SetDestinationSubscriptionsResponse
-	21, // 44: switchyard.delivery.v1.DeliveryService.ListDeadLetters:output_type -> switchyard.delivery.v1.ListDeadLettersResponse
-	23, // 45: switchyard.delivery.v1.DeliveryService.GetDeadLetter:output_type -> switchyard.delivery.v1.GetDeadLetterResponse
-	25, // 46: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:output_type -> switchyard.delivery.v1.RedriveDeadLettersResponse
-	27, // 47: switchyard.delivery.v1.DeliveryService.ReplayEvents:output_type -> switchyard.delivery.v1.ReplayEventsResponse
-	31, // 48: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:output_type -> switchyard.delivery.v1.GetDeliveryMetricsResponse
-	34, // 49: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:output_type -> switchyard.delivery.v1.ListDeliveryErrorsResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	32, // 24: switchyard.delivery.v1.GetDeliveryMetricsResponse.minutes:type_name -> switchyard.delivery.v1.MetricsPoint
+	38, // 25: switchyard.delivery.v1.MetricsPoint.start:type_name -> google.protobuf.Timestamp
+	38, // 26: switchyard.delivery.v1.DeliveryError.time:type_name -> google.protobuf.Timestamp
+	34, // 27: switchyard.delivery.v1.ListDeliveryErrorsResponse.errors:type_name -> switchyard.delivery.v1.DeliveryError
+	0,  // 28: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:input_type -> switchyard.delivery.v1.GetDeliveryStatusRequest
+	5,  // 29: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:input_type -> switchyard.delivery.v1.ListDestinationTypesRequest
+	9,  // 30: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:input_type -> switchyard.delivery.v1.GetDestinationFiltersRequest
+	11, // 31: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:input_type -> switchyard.delivery.v1.SetDestinationFiltersRequest
+	14, // 32: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:input_type -> switchyard.delivery.v1.GetDestinationSubscriptionsRequest
+	16, // 33: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:input_type -> switchyard.delivery.v1.SetDestinationSubscriptionsRequest
+	20, // 34: switchyard.delivery.v1.DeliveryService.ListDeadLetters:input_type -> switchyard.delivery.v1.ListDeadLettersRequest
+	22, // 35: switchyard.delivery.v1.DeliveryService.GetDeadLetter:input_type -> switchyard.delivery.v1.GetDeadLetterRequest
+	24, // 36: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:input_type -> switchyard.delivery.v1.RedriveDeadLettersRequest
+	26, // 37: switchyard.delivery.v1.DeliveryService.ReplayEvents:input_type -> switchyard.delivery.v1.ReplayEventsRequest
+	28, // 38: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:input_type -> switchyard.delivery.v1.GetDeliveryMetricsRequest
+	33, // 39: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:input_type -> switchyard.delivery.v1.ListDeliveryErrorsRequest
+	1,  // 40: switchyard.delivery.v1.DeliveryService.GetDeliveryStatus:output_type -> switchyard.delivery.v1.GetDeliveryStatusResponse
+	6,  // 41: switchyard.delivery.v1.DeliveryService.ListDestinationTypes:output_type -> switchyard.delivery.v1.ListDestinationTypesResponse
+	10, // 42: switchyard.delivery.v1.DeliveryService.GetDestinationFilters:output_type -> switchyard.delivery.v1.GetDestinationFiltersResponse
+	12, // 43: switchyard.delivery.v1.DeliveryService.SetDestinationFilters:output_type -> switchyard.delivery.v1.SetDestinationFiltersResponse
+	15, // 44: switchyard.delivery.v1.DeliveryService.GetDestinationSubscriptions:output_type -> switchyard.delivery.v1.GetDestinationSubscriptionsResponse
+	17, // 45: switchyard.delivery.v1.DeliveryService.SetDestinationSubscriptions:output_type -> switchyard.delivery.v1.SetDestinationSubscriptionsResponse
+	21, // 46: switchyard.delivery.v1.DeliveryService.ListDeadLetters:output_type -> switchyard.delivery.v1.ListDeadLettersResponse
+	23, // 47: switchyard.delivery.v1.DeliveryService.GetDeadLetter:output_type -> switchyard.delivery.v1.GetDeadLetterResponse
+	25, // 48: switchyard.delivery.v1.DeliveryService.RedriveDeadLetters:output_type -> switchyard.delivery.v1.RedriveDeadLettersResponse
+	27, // 49: switchyard.delivery.v1.DeliveryService.ReplayEvents:output_type -> switchyard.delivery.v1.ReplayEventsResponse
+	31, // 50: switchyard.delivery.v1.DeliveryService.GetDeliveryMetrics:output_type -> switchyard.delivery.v1.GetDeliveryMetricsResponse
+	35, // 51: switchyard.delivery.v1.DeliveryService.ListDeliveryErrors:output_type -> switchyard.delivery.v1.ListDeliveryErrorsResponse
+	40, // [40:52] is the sub-list for method output_type
+	28, // [28:40] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_switchyard_delivery_v1_delivery_service_proto_init() }
@@ -2569,7 +2681,7 @@ func file_switchyard_delivery_v1_delivery_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_switchyard_delivery_v1_delivery_service_proto_rawDesc), len(file_switchyard_delivery_v1_delivery_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -803,7 +803,7 @@ async function renderDestination(id, main, gen) {
   const loadMetrics = guard(async () => {
     const [m, s] = await Promise.all([api('GET', `${base}/delivery-metrics`), api('GET', `${base}/delivery`)]);
     if (gen !== generation) return;
-    fill(metricsBox, metricsChart(m.windows || []), metricsTable(m.windows || []));
+    fill(metricsBox, minutesChart(m.minutes || []), metricsChart(m.windows || []), metricsTable(m.windows || []));
     liveSeries.push({ t: Date.now(), delivered: num(s.delivered), failed: num(s.failedAttempts), pending: num(s.pending) });
     if (liveSeries.length > 60) liveSeries.shift();
     fill(liveBox, 
@@ -900,6 +900,32 @@ function metricsTable(windows) {
 }
 
 // liveChart plots the delivered total polled every 5 s while the page is open.
+// minutesChart draws the last hour, one column per minute: delivered
+// (green) stacked with dead-lettered (red), and retried attempts as a line.
+function minutesChart(points) {
+  const W = 640, H = 120, pad = 6;
+  const n = points.length;
+  const vals = points.map((p) => ({ d: num(p.delivered), x: num(p.notDelivered), r: num(p.retried), t: p.start }));
+  const max = Math.max(1, ...vals.map((v) => v.d + v.x), ...vals.map((v) => v.r));
+  const total = vals.reduce((a, v) => ({ d: a.d + v.d, x: a.x + v.x, r: a.r + v.r }), { d: 0, x: 0, r: 0 });
+  const g = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', width: W, id: 'delivery-minutes-chart',
+    'aria-label': `Last hour by minute: ${total.d} delivered, ${total.x} dead-lettered, ${total.r} retried attempts` });
+  const bw = n ? (W - 2 * pad) / n : 0;
+  vals.forEach((v, i) => {
+    const x = pad + i * bw;
+    const hd = (v.d / max) * (H - 2 * pad), hx = (v.x / max) * (H - 2 * pad);
+    if (v.d) g.append(svgEl('rect', { x, y: H - pad - hd, width: Math.max(1, bw - 1), height: hd, fill: '#17733a' }, svgEl('title', {}, `${fmtTime(v.t)}: ${v.d} delivered`)));
+    if (v.x) g.append(svgEl('rect', { x, y: H - pad - hd - hx, width: Math.max(1, bw - 1), height: hx, fill: '#b42318' }, svgEl('title', {}, `${fmtTime(v.t)}: ${v.x} dead-lettered`)));
+  });
+  if (n > 1) {
+    const pts = vals.map((v, i) => `${pad + i * bw + bw / 2},${H - pad - (v.r / max) * (H - 2 * pad)}`);
+    g.append(svgEl('polyline', { points: pts.join(' '), fill: 'none', stroke: '#b54708', 'stroke-width': 1.5, 'stroke-dasharray': '4 2' }));
+  }
+  g.append(svgEl('line', { x1: pad, x2: W - pad, y1: H - pad, y2: H - pad, stroke: '#d9dde5' }));
+  return h('figure', {}, g, h('figcaption', { class: 'hint' },
+    `Last 60 minutes, per minute: delivered (green), dead-lettered (red), retried attempts (dashed). Totals: ${total.d} delivered, ${total.x} dead-lettered, ${total.r} retried.`));
+}
+
 function liveChart(series) {
   const W = 640, H = 90, pad = 6;
   const g = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', width: W,
