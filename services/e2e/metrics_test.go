@@ -127,8 +127,28 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{"switchyard_ingest_events_total", map[string]string{"outcome": "rejected", "reason": "invalid_json"}, 1},
 		{"switchyard_ingest_requests_total", map[string]string{"endpoint": "batch", "code": "200"}, 1},
 		{"switchyard_ingest_requests_total", map[string]string{"endpoint": "track", "code": "400"}, 1},
-		{"switchyard_ingest_publish_duration_seconds_count", nil, 1},
+		{"switchyard_ingest_publish_duration_seconds_count", nil, 2}, // the batch and the repeated track
 	}
+	t.Run("a repeated messageId is counted and shown as a duplicate", func(t *testing.T) {
+		if res := sy.request(t, http.MethodPost, "/v1/track", `{"type":"track","userId":"u-0","event":"Metered","messageId":"metrics-0"}`, basicWriteKey(sy.Boot.WriteKey)); res.Status != http.StatusOK {
+			t.Fatalf("repeat: %d %s", res.Status, res.Body)
+		}
+		if got := sy.scrape(t, "switchyard_ingest_events_total", map[string]string{"outcome": "duplicate"}); got != 1 {
+			t.Errorf("duplicates counted = %v, want 1", got)
+		}
+		res := sy.admin(t, http.MethodGet, "/api/v1/sources/"+sy.Boot.SourceID+"/events?limit=1", nil)
+		var out struct {
+			Events []struct {
+				MessageID string `json:"messageId"`
+				Status    string `json:"status"`
+				Event     string `json:"event"`
+			} `json:"events"`
+		}
+		decodeJSON(t, res.Body, &out)
+		if len(out.Events) != 1 || out.Events[0].MessageID != "metrics-0" || out.Events[0].Status != "duplicate" || out.Events[0].Event != "Metered" {
+			t.Errorf("debugger's latest event = %+v, want metrics-0 as a duplicate", out.Events)
+		}
+	})
 	for _, m := range ingest {
 		if got := sy.scrape(t, m.name, m.labels); got != m.want {
 			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)

@@ -1,6 +1,7 @@
 package sqlengine
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,4 +53,22 @@ func TestDuckDBLockedDown(t *testing.T) {
 			t.Fatalf("rows = %v, err = %v", rows, err)
 		}
 	})
+}
+
+func TestQueryResultBytesAreBounded(t *testing.T) {
+	t.Parallel()
+	e, err := OpenDuckDB(filepath.Join(t.TempDir(), "big.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	// 40 rows of 1 MiB each: few rows, far over MaxResultBytes (16 MiB).
+	_, rows, err := QueryReadOnly(t.Context(), e, "SELECT repeat('x', 1048576) AS s FROM range(40)", 1000)
+	if !errors.Is(err, ErrResultTooLarge) {
+		t.Fatalf("err = %v (rows %d), want ErrResultTooLarge", err, len(rows))
+	}
+	_, rows, err = QueryReadOnly(t.Context(), e, "SELECT repeat('x', 1024) AS s FROM range(40)", 1000)
+	if err != nil || len(rows) != 40 {
+		t.Fatalf("small result: rows %d err %v", len(rows), err)
+	}
 }

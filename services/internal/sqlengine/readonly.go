@@ -222,6 +222,7 @@ func queryRolledBack(ctx context.Context, db *sql.DB, opts *sql.TxOptions, query
 		return nil, nil, fmt.Errorf("read columns: %w", err)
 	}
 	rows := [][]any{}
+	size := 0
 	for len(rows) < maxRows && rs.Next() {
 		vals := make([]any, len(columns))
 		ptrs := make([]any, len(columns))
@@ -233,6 +234,11 @@ func queryRolledBack(ctx context.Context, db *sql.DB, opts *sql.TxOptions, query
 		}
 		for i, v := range vals {
 			vals[i] = JSONValue(v)
+			size += approxSize(vals[i])
+		}
+		if size > MaxResultBytes {
+			return nil, nil, fmt.Errorf("%w: the result passed %d MiB after %d rows; select fewer rows or columns, or aggregate",
+				ErrResultTooLarge, MaxResultBytes>>20, len(rows))
 		}
 		rows = append(rows, vals)
 	}
@@ -240,6 +246,36 @@ func queryRolledBack(ctx context.Context, db *sql.DB, opts *sql.TxOptions, query
 		return nil, nil, fmt.Errorf("read rows: %w", err)
 	}
 	return columns, rows, nil
+}
+
+// MaxResultBytes bounds the (approximate) size of one read-only query's
+// result held in memory, whatever its row count.
+var MaxResultBytes = 16 << 20
+
+// ErrResultTooLarge is returned when a result passes MaxResultBytes.
+var ErrResultTooLarge = errors.New("query result too large")
+
+// approxSize estimates the bytes a converted value takes in a response.
+func approxSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x) + 2
+	case json.Number:
+		return len(x)
+	case []any:
+		n := 2
+		for _, e := range x {
+			n += approxSize(e) + 1
+		}
+		return n
+	case map[string]any:
+		n := 2
+		for k, e := range x {
+			n += len(k) + 4 + approxSize(e)
+		}
+		return n
+	}
+	return 8
 }
 
 // JSONValue converts a value scanned from a warehouse driver into one that encoding/json renders

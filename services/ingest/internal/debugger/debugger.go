@@ -112,3 +112,6 @@ func (d *Debugger) Since(sourceID string, after uint64, limit int) []Entry {
 	}
 	return out
 }
+
+// LastSeq is the largest seq handed out so far (0 before the first event).
+func (d *Debugger) LastSeq() uint64 { return d.seq.Load() }

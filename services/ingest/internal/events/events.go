@@ -88,6 +88,13 @@ func (p *Publisher) acker() (*acker, error) {
 // again; the stream's duplicate window (Nats-Msg-Id, 10 min) still absorbs
 // it, exactly as it absorbs a concurrent duplicate on another replica.
 func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, evs []tracking.Event) error {
+	return p.PublishReporting(ctx, workspaceID, sourceID, evs, nil)
+}
+
+// PublishReporting is Publish that also calls seenBefore with the
+// messageId of every event dropped because an earlier request stored it
+// (within the dedupe window); repeats inside evs are dropped silently.
+func (p *Publisher) PublishReporting(ctx context.Context, workspaceID, sourceID string, evs []tracking.Event, seenBefore func(messageID string)) error {
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = DefaultPublishTimeout
@@ -121,6 +128,8 @@ func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, e
 		for i, ev := range evs {
 			if !seen[i] {
 				kept, keptKeys = append(kept, ev), append(keptKeys, keys[i])
+			} else if seenBefore != nil {
+				seenBefore(ev.MessageID)
 			}
 		}
 		p.duplicates.Add(int64(len(evs) - len(kept)))

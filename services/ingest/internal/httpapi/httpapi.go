@@ -157,7 +157,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := time.Now()
-	err = h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events)
+	var dups map[string]bool
+	if rp, ok := h.Publisher.(reportingPublisher); ok {
+		err = rp.PublishReporting(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events, func(id string) {
+			if dups == nil {
+				dups = map[string]bool{}
+			}
+			dups[id] = true
+		})
+	} else {
+		err = h.Publisher.Publish(r.Context(), ref.WorkspaceID, ref.SourceID, req.Events)
+	}
 	publishHist.Record(r.Context(), time.Since(start).Seconds())
 	if err != nil {
 		h.Logger.ErrorContext(r.Context(), "ingest: store events", "source", ref.SourceID, "events", len(req.Events), "err", err)
@@ -166,7 +176,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", StoreUnavailableMessage)
 		return
 	}
-	h.debugAccepted(ref.SourceID, req, body, single)
+	h.debugAccepted(ref.SourceID, req, body, single, dups)
 	writeJSON(w, http.StatusOK, response{Success: true, Rejected: req.Rejected, Warnings: req.Warnings})
 }
 

@@ -57,8 +57,14 @@ func (s *WithDebugger) ListSourceEvents(ctx context.Context, req *ingestv1.ListS
 	case limit < 0 || limit > MaxEventsLimit:
 		return nil, status.InvalidField("INGEST_LIMIT_RANGE", "limit", fmt.Sprintf("limit must be between 1 and %d", MaxEventsLimit))
 	}
-	resp := &ingestv1.ListSourceEventsResponse{LastSeq: req.GetAfter()}
-	for _, e := range s.Debugger.Since(req.GetSourceId(), req.GetAfter(), limit) {
+	after := req.GetAfter()
+	if after > s.Debugger.LastSeq() {
+		// A cursor from before a restart (seqs start again at 1): start over
+		// rather than hide every new event.
+		after = 0
+	}
+	resp := &ingestv1.ListSourceEventsResponse{LastSeq: after}
+	for _, e := range s.Debugger.Since(req.GetSourceId(), after, limit) {
 		resp.Events = append(resp.Events, &ingestv1.SourceEvent{
 			Seq: e.Seq, ReceivedAt: timestamppb.New(e.ReceivedAt), MessageId: e.MessageID, Type: e.Type,
 			Event: eventName(e), Status: e.Status, Code: e.Code, Reason: e.Reason, Payload: e.Payload,
@@ -71,7 +77,7 @@ func (s *WithDebugger) ListSourceEvents(ctx context.Context, req *ingestv1.ListS
 // eventName reads the track event or page/screen name from a stored
 // payload; the debugger keeps only bytes, so the name is decoded when read.
 func eventName(e debugger.Entry) string {
-	if e.Status != debugger.Accepted {
+	if e.Status == debugger.Rejected {
 		return ""
 	}
 	var v struct {

@@ -127,6 +127,9 @@ func (s *Server) Query(ctx context.Context, req *warehousev1.QueryRequest) (*war
 		if errors.Is(err, sqlengine.ErrNotReadOnly) {
 			return nil, status.InvalidField("WAREHOUSE_QUERY_NOT_READ_ONLY", "sql", err.Error())
 		}
+		if errors.Is(err, sqlengine.ErrResultTooLarge) {
+			return nil, status.InvalidField("WAREHOUSE_RESULT_TOO_LARGE", "sql", err.Error())
+		}
 		if ctx.Err() == nil && qctx.Err() != nil {
 			return nil, status.Error(codes.DeadlineExceeded, "WAREHOUSE_QUERY_TIMEOUT",
 				fmt.Sprintf("the query ran longer than %s and was cancelled", QueryTimeout), nil)

@@ -704,15 +704,16 @@ function liveDebugger(sourceId, gen) {
       const evs = r.events || [];
       for (const e of evs) {
         after = Math.max(after, Number(e.seq));
-        const rejected = e.status !== 'accepted';
+        const rejected = e.status === 'rejected';
+        const label = { accepted: 'Accepted', rejected: 'Rejected', duplicate: 'Duplicate' }[e.status] || e.status;
         const row = h('tr', { 'data-status': e.status, 'data-message-id': e.messageId || '', tabindex: '0',
           onclick: () => { detail.hidden = false; detail.textContent = e.payload || '(no payload kept)'; },
           onkeydown: (k) => { if (k.key === 'Enter') { detail.hidden = false; detail.textContent = e.payload || '(no payload kept)'; } } },
           h('td', {}, fmtTime(e.receivedAt)),
-          h('td', {}, h('span', { class: 'badge ' + (rejected ? 'off' : 'on') }, rejected ? 'Rejected' : 'Accepted')),
+          h('td', {}, h('span', { class: 'badge ' + (rejected ? 'off' : e.status === 'duplicate' ? 'dup' : 'on') }, label)),
           h('td', {}, e.type || '—'), h('td', {}, e.event || '—'),
           h('td', {}, e.messageId ? h('code', {}, e.messageId) : '—'),
-          h('td', {}, rejected ? `${e.code}: ${e.reason}` : ''));
+          h('td', {}, rejected ? `${e.code}: ${e.reason}` : (e.reason || '')));
         body.insertBefore(row, body.firstChild);
       }
       while (body.children.length > 100) body.removeChild(body.lastChild);
