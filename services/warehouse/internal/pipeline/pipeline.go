@@ -64,7 +64,10 @@ type Manager struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker
-	wg      sync.WaitGroup
+	// reconciled is set once the first configuration has been applied, so
+	// readiness never reports warehouses that are not open yet.
+	reconciled bool
+	wg         sync.WaitGroup
 }
 
 type worker struct {
@@ -153,6 +156,7 @@ func (m *Manager) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSnapsh
 	store := m.historyStore(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer func() { m.reconciled = true }()
 	for id, w := range m.workers {
 		if nw, ok := want[id]; ok && proto.Equal(nw, w.wh) && sameSlugs(slugs[id], w.slugs) {
 			continue
@@ -265,6 +269,9 @@ func (m *Manager) SyncNow(id string) (schedule string, started bool, err error) 
 func (m *Manager) Ready() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.reconciled {
+		return errors.New("warehouses not opened yet")
+	}
 	for id, w := range m.workers {
 		if w.openErr != nil {
 			return fmt.Errorf("warehouse %s: %w", id, w.openErr)
