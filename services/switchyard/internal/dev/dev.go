@@ -293,7 +293,7 @@ func bootstrap(ctx context.Context, client catalogv1.CatalogServiceClient, cfg C
 func routes(tracking http.Handler, api http.Handler, metrics http.Handler, ready func() error) http.Handler {
 	m := http.NewServeMux()
 	m.Handle("/v1/", tracking)
-	m.Handle("/api/", api)
+	m.Handle("/api/", gateway.BracketQuery(api))
 	m.Handle("GET /metrics", metrics)
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
