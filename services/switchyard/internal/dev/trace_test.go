@@ -100,21 +100,31 @@ func TestOneTrackCallIsOneTrace(t *testing.T) {
 	if traceID == "" {
 		t.Fatalf("no ingest span named POST /v1/track among %v", spanNames(exp))
 	}
+	// The webhook answers before the send and consume spans end, so wait
+	// for them to be exported.
 	kinds := map[string]bool{}
-	for _, s := range exp.GetSpans() {
-		if s.SpanContext.TraceID().String() != traceID {
-			continue
+	collect := func() bool {
+		clear(kinds)
+		for _, s := range exp.GetSpans() {
+			if s.SpanContext.TraceID().String() != traceID {
+				continue
+			}
+			switch {
+			case s.Name == "POST /v1/track":
+				kinds["ingest"] = true
+			case strings.HasPrefix(s.Name, "publish "):
+				kinds["publish"] = true
+			case s.SpanKind.String() == "consumer":
+				kinds["consume"] = true
+			case s.SpanKind.String() == "client" && strings.Contains(s.Name, "POST"):
+				kinds["send"] = true
+			}
 		}
-		switch {
-		case s.Name == "POST /v1/track":
-			kinds["ingest"] = true
-		case strings.HasPrefix(s.Name, "publish "):
-			kinds["publish"] = true
-		case s.SpanKind.String() == "consumer":
-			kinds["consume"] = true
-		case s.SpanKind.String() == "client" && strings.Contains(s.Name, "POST"):
-			kinds["send"] = true
-		}
+		return len(kinds) == 4
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !collect() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, k := range []string{"ingest", "publish", "consume", "send"} {
 		if !kinds[k] {
