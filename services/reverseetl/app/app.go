@@ -143,17 +143,7 @@ type openEngine struct {
 }
 
 func (e *engines) warehouse(ws, id string) *catalogv1.Warehouse {
-	for _, snap := range e.cfg.Snapshots() {
-		if snap.GetWorkspace().GetId() != ws {
-			continue
-		}
-		for _, wh := range snap.GetWarehouses() {
-			if wh.GetId() == id && wh.GetWorkspaceId() == ws {
-				return wh
-			}
-		}
-	}
-	return nil
+	return catalogwatch.FindWarehouse(e.cfg.Snapshots(), ws, id)
 }
 
 // HasWarehouse implements server.Catalog.
@@ -161,14 +151,7 @@ func (e *engines) HasWarehouse(ws, id string) bool { return e.warehouse(ws, id) 
 
 // HasDestination implements server.Catalog.
 func (e *engines) HasDestination(ws, id string) bool {
-	for _, snap := range e.cfg.Snapshots() {
-		for _, d := range snap.GetDestinations() {
-			if d.GetId() == id && d.GetWorkspaceId() == ws {
-				return true
-			}
-		}
-	}
-	return false
+	return catalogwatch.FindDestination(e.cfg.Snapshots(), ws, id) != nil
 }
 
 // Engine implements runner.Engines.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/switchyardhq/switchyard/services/internal/platform/catalogwatch"
 	"strconv"
 	"time"
 
@@ -59,12 +60,8 @@ func (s *Server) destination(ctx context.Context, id string, write bool) (*catal
 	if write && p.GetRole() == catalogv1.Role_ROLE_VIEWER {
 		return nil, status.Error(codes.PermissionDenied, status.ReasonPermissionDenied, "editor role required to change delivery configuration", nil)
 	}
-	for _, snap := range s.Config.Snapshots() {
-		for _, d := range snap.GetDestinations() {
-			if d.GetId() == id && d.GetWorkspaceId() == p.GetWorkspaceId() {
-				return d, nil
-			}
-		}
+	if d := catalogwatch.FindDestination(s.Config.Snapshots(), p.GetWorkspaceId(), id); d != nil {
+		return d, nil
 	}
 	return nil, status.Error(codes.NotFound, "DELIVERY_DESTINATION_NOT_FOUND", "destination "+id+" not found", nil)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchyardhq/switchyard/services/internal/platform/catalogwatch"
 
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
 	ingestv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/ingest/v1"
@@ -39,15 +40,7 @@ func (s *WithDebugger) ListSourceEvents(ctx context.Context, req *ingestv1.ListS
 	if req.GetSourceId() == "" {
 		return nil, status.InvalidField("INGEST_SOURCE_ID_REQUIRED", "sourceId", "sourceId is required")
 	}
-	found := false
-	for _, snap := range s.Snapshots() {
-		for _, src := range snap.GetSources() {
-			if src.GetId() == req.GetSourceId() && src.GetWorkspaceId() == p.GetWorkspaceId() {
-				found = true
-			}
-		}
-	}
-	if !found {
+	if catalogwatch.FindSource(s.Snapshots(), p.GetWorkspaceId(), req.GetSourceId()) == nil {
 		return nil, status.Error(codes.NotFound, "INGEST_SOURCE_NOT_FOUND", fmt.Sprintf("source %q not found", req.GetSourceId()), nil)
 	}
 	limit := int(req.GetLimit())

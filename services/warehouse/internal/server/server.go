@@ -44,12 +44,8 @@ func (s *Server) authorize(ctx context.Context, warehouseID string) error {
 	if err != nil {
 		return err
 	}
-	for _, snap := range s.Config.Snapshots() {
-		for _, wh := range snap.GetWarehouses() {
-			if wh.GetId() == warehouseID && wh.GetWorkspaceId() == p.GetWorkspaceId() {
-				return nil
-			}
-		}
+	if catalogwatch.FindWarehouse(s.Config.Snapshots(), p.GetWorkspaceId(), warehouseID) != nil {
+		return nil
 	}
 	return status.Error(codes.NotFound, "WAREHOUSE_NOT_FOUND", fmt.Sprintf("warehouse %q not found", warehouseID), nil)
 }
