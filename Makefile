@@ -85,8 +85,8 @@ bench-retl: ## Time and peak Go heap of a Reverse ETL diff: 1,000,000-row model,
 	cd services/reverseetl && go test -count=1 -run '^$$' -bench BenchmarkDiffMillion -benchtime 1x -timeout 20m ./internal/diff/
 
 .PHONY: bench-ingest
-bench-ingest: build ## Load-test the Tracking API (tools/loadgen): events/s, p50/p99, errors, peak RSS. LOADGEN_FLAGS=… to tune.
-	GOWORK=off go -C tools run ./loadgen -bin $(CURDIR)/bin/switchyard $(LOADGEN_FLAGS)
+bench-ingest: build ## Load-test the Tracking API (tools/loadgen): Ingest as its own process (switchyard ingest) beside switchyard dev; events/s, p50/p99, errors, CPU and peak RSS of each. LOADGEN_FLAGS=… to tune (-shape all-in-one: everything in one dev process).
+	GOWORK=off go -C tools run ./loadgen -bin $(CURDIR)/bin/switchyard -shape split $(LOADGEN_FLAGS)
 
 .PHONY: bench-delivery
 bench-delivery: ## Delivery to a local webhook: events/s batched (100/request) and unbatched, p50/p99 publish-to-webhook at 1,000 events/s.

@@ -7,27 +7,39 @@
 //
 //	GOWORK=off go -C tools run ./loadgen -bin ../bin/switchyard
 //
-// Without -url it starts `<bin> dev` on a fresh data dir and free ports
-// and reads its peak RSS (VmHWM) from /proc at the end; with -url it
+// Without -url it starts the binary on a fresh data dir and free ports and
+// reads the processes' peak RSS (VmHWM) from /proc at the end; with -url it
 // drives a running server (pass -pid for its memory, -write-key for its key).
+// -shape says what it starts: all-in-one (default) is `<bin> dev`, every
+// service in one process, so only the whole process can be measured;
+// split is `<bin> dev --nats-addr …` (NATS server, Catalog, delivery, the
+// warehouse) plus `<bin> ingest` against it, and the load goes to the
+// ingest process, so Ingest's CPU and memory are reported on their own,
+// beside the dev process's.
 //
 // Phase 1 (batch): -workers keep-alive connections send /v1/batch requests
 // of -batch-size events of about -event-bytes bytes each, as fast as they
-// are answered, for -duration. Phase 2 (track): single /v1/track calls at
-// a fixed -rate requests/s (open loop: latency counts from the time a
-// request was due, so a stalled server is not hidden) for -duration, sent
-// by a fixed pool of -track-workers goroutines. All traffic goes to the
-// given loopback address; both loops are bounded in time and count.
+// are answered, for -duration. Then it waits (up to -drain-timeout) until
+// the warehouse consumer has loaded every event (its pending and
+// ack-pending messages, jetstream_consumer_pending and
+// jetstream_consumer_ack_pending in the dev process's /metrics, are 0) and
+// reports how long that took: otherwise phase 2 would measure the
+// warehouse loading phase 1's backlog on the same CPU, not Ingest's
+// latency. Phase 2 (track): single /v1/track calls at a fixed -rate
+// requests/s (open loop: latency counts from the time a request was due,
+// so a stalled server is not hidden) for -duration, sent by a fixed pool
+// of -track-workers goroutines. All traffic goes to the given loopback
+// address; both loops are bounded in time and count.
 //
 // The generator shares the CPU with the server, so it is kept cheap: the
 // bodies are rendered once as templates and only each event's messageId
 // digits are rewritten per request (every event stays unique, so dedupe
 // and publishing do their full work); latencies go to per-worker slices.
 //
-// Memory: the server's peak RSS (VmHWM, whole process) and, sampled every
-// 250 ms from its /metrics, the peak Go heap in use (go_memstats_heap_inuse_bytes):
-// in `switchyard dev` the difference is mostly DuckDB's native memory and
-// the runtime's free pages.
+// Memory: each process's peak RSS (VmHWM, whole process) and, sampled
+// every 250 ms from its /metrics, its peak Go heap in use
+// (go_memstats_heap_inuse_bytes): in `switchyard dev` the difference is
+// mostly DuckDB's native memory and the runtime's free pages.
 package main
 
 import (
@@ -60,6 +72,8 @@ type config struct {
 	rate, trackWorkers   int
 	skipBatch, skipTrack bool
 	maxRequests          int64
+	shape                string
+	drainTimeout         time.Duration
 }
 
 func main() {
@@ -77,59 +91,113 @@ func main() {
 	flag.BoolVar(&c.skipBatch, "skip-batch", false, "skip the batch phase")
 	flag.BoolVar(&c.skipTrack, "skip-track", false, "skip the track phase")
 	flag.Int64Var(&c.maxRequests, "max-requests", 2_000_000, "hard bound on requests per phase")
+	flag.StringVar(&c.shape, "shape", shapeAllInOne, "what to start without -url: all-in-one (<bin> dev) or split (<bin> dev with NATS on TCP, plus <bin> ingest, which gets the load)")
+	flag.DurationVar(&c.drainTimeout, "drain-timeout", 120*time.Second, "how long to wait after the batch phase for the warehouse to load its backlog (0: do not wait)")
 	flag.Parse()
+	if c.shape != shapeAllInOne && c.shape != shapeSplit {
+		fmt.Fprintf(os.Stderr, "loadgen: -shape %q must be %s or %s\n", c.shape, shapeAllInOne, shapeSplit)
+		os.Exit(2)
+	}
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
+// Shapes of what loadgen starts.
+const (
+	shapeAllInOne = "all-in-one"
+	shapeSplit    = "split"
+)
+
+// proc is a server process loadgen measures: the driven one (the Tracking
+// API at url) and, in the split shape, the dev process behind it.
+type proc struct {
+	name     string // "server" (the driven process) or "dev"
+	url      string
+	grpcAddr string
+	pid      int
+	heap     *heapSampler
+}
+
 func run(c config) error {
+	driven := &proc{name: "server", url: c.url, pid: c.pid}
+	var dev *proc // the split shape's dev process
 	if c.url == "" {
-		stop, url, pid, err := start(c)
+		stop, d, v, err := start(c)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		c.url, c.pid = url, pid
+		driven, dev = d, v
+		c.url = d.url
 	}
 	if u := strings.TrimPrefix(strings.TrimPrefix(c.url, "http://"), "https://"); !strings.HasPrefix(u, "127.") && !strings.HasPrefix(u, "localhost") && !strings.HasPrefix(u, "[::1]") {
 		return fmt.Errorf("refusing to load %s: loadgen only targets loopback addresses", c.url)
 	}
+	// The warehouse consumer's backlog is in the /metrics of the process
+	// running the warehouse.
+	warehouse := driven
 	conns := max(c.workers, c.trackWorkers)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}}
 	runID := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	fmt.Printf("loadgen: target %s, %d-s phases\n", c.url, int(c.duration.Seconds()))
-	heap := sampleHeap(c.url)
-	phase := func(title string, perReq int, run func() report) {
-		s0, l0 := cpuTime(c.pid), selfCPU()
+	procs := []*proc{driven}
+	if dev != nil {
+		warehouse = dev
+		procs = append(procs, dev)
+		fmt.Printf("loadgen: shape split: the load goes to `switchyard ingest` (pid %d); `switchyard dev` (pid %d, %s) runs the NATS server, Catalog, delivery and the warehouse\n",
+			driven.pid, dev.pid, dev.url)
+	}
+	for _, p := range procs {
+		p.heap = sampleHeap(p.url)
+	}
+	// phase runs one phase, prints its report and CPU, and returns its
+	// accepted events.
+	phase := func(title string, perReq int, run func() report) (accepted int64, elapsed time.Duration) {
+		s0, d0, l0 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU()
 		r := run()
 		r.print(title, perReq)
-		s1, l1 := cpuTime(c.pid), selfCPU()
+		s1, d1, l1 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU()
 		secs := r.elapsed.Seconds()
+		ok := r.statuses[200] * int64(perReq)
 		fmt.Printf("  CPU: server %.2f cores", (s1-s0).Seconds()/secs)
-		if ok := r.statuses[200] * int64(perReq); ok > 0 && c.pid > 0 {
+		if ok > 0 && driven.pid > 0 {
 			fmt.Printf(" (%.1f µs per accepted event)", float64((s1-s0).Microseconds())/float64(ok))
 		}
 		fmt.Printf(", loadgen %.2f cores\n", (l1-l0).Seconds()/secs)
+		if dev != nil {
+			fmt.Printf("  CPU: dev process %.2f cores", (d1-d0).Seconds()/secs)
+			if ok > 0 {
+				fmt.Printf(" (%.1f µs per accepted event; both processes %.1f µs)", float64((d1-d0).Microseconds())/float64(ok),
+					float64((s1-s0+d1-d0).Microseconds())/float64(ok))
+			}
+			fmt.Println()
+		}
+		return ok, r.elapsed
 	}
 	if !c.skipBatch {
-		phase(fmt.Sprintf("/v1/batch (%d events of ~%d B, %d workers)", c.batchSize, c.eventBytes, c.workers), c.batchSize,
+		accepted, batchElapsed := phase(fmt.Sprintf("/v1/batch (%d events of ~%d B, %d workers)", c.batchSize, c.eventBytes, c.workers), c.batchSize,
 			func() report { return batchPhase(c, client, runID) })
+		if c.drainTimeout > 0 {
+			waitDrain(warehouse.url, c.drainTimeout, accepted, batchElapsed)
+		}
 	}
 	if !c.skipTrack {
 		phase(fmt.Sprintf("/v1/track at %d req/s (%d connections)", c.rate, c.trackWorkers), 1,
 			func() report { return trackPhase(c, client, runID) })
 	}
-	peakHeap := heap.close()
-	if c.pid > 0 {
-		if hwm, rss, err := memory(c.pid); err == nil {
-			fmt.Printf("server process %d: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB, peak Go heap in use %.1f MiB\n", c.pid, float64(hwm)/1024, float64(rss)/1024, float64(peakHeap)/(1<<20))
-		} else {
-			fmt.Printf("server process %d: memory unknown: %v\n", c.pid, err)
+	for _, p := range procs {
+		peakHeap := p.heap.close()
+		if p.pid > 0 {
+			if hwm, rss, err := memory(p.pid); err == nil {
+				fmt.Printf("%s process %d: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB, peak Go heap in use %.1f MiB\n", p.name, p.pid, float64(hwm)/1024, float64(rss)/1024, float64(peakHeap)/(1<<20))
+			} else {
+				fmt.Printf("%s process %d: memory unknown: %v\n", p.name, p.pid, err)
+			}
+		} else if peakHeap > 0 {
+			fmt.Printf("%s: peak Go heap in use %.1f MiB\n", p.name, float64(peakHeap)/(1<<20))
 		}
-	} else if peakHeap > 0 {
-		fmt.Printf("server: peak Go heap in use %.1f MiB\n", float64(peakHeap)/(1<<20))
 	}
 	if self, _, err := memory(os.Getpid()); err == nil {
 		fmt.Printf("loadgen itself: peak RSS %.1f MiB\n", float64(self)/1024)
@@ -137,49 +205,161 @@ func run(c config) error {
 	return nil
 }
 
-// start runs `bin dev` on a temp data dir and free loopback ports.
-func start(c config) (stop func(), url string, pid int, err error) {
+// pidOrZero is p's pid, 0 for no process.
+func (p *proc) pidOrZero() int {
+	if p == nil {
+		return 0
+	}
+	return p.pid
+}
+
+// start runs the processes of c.shape on a temp data dir and free loopback
+// ports and waits until each is ready: `bin dev` alone (driven, dev nil),
+// or `bin dev` with its NATS server on TCP and `bin ingest` against it
+// (driven is the ingest process).
+func start(c config) (stop func(), driven, dev *proc, err error) {
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
-		return nil, "", 0, err
+		return nil, nil, nil, err
 	}
-	httpAddr, grpcAddr := freeAddr(), freeAddr()
-	cmd := exec.Command(c.bin, "dev", "--data-dir", dir, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "SWITCHYARD_DEV_WRITE_KEY="+c.writeKey, "SWITCHYARD_ADMIN_TOKEN=loadgen-admin-token-0123456789")
-	logf, _ := os.Create(filepath.Join(dir, "switchyard.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, "", 0, fmt.Errorf("start %s: %w", c.bin, err)
-	}
+	var cmds []*exec.Cmd
 	stop = func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		// The ingest process first: it publishes to dev's NATS server.
+		for i := len(cmds) - 1; i >= 0; i-- {
+			stopCmd(cmds[i])
 		}
 		_ = os.RemoveAll(dir)
 	}
-	url = "http://" + httpAddr
-	deadline := time.Now().Add(60 * time.Second)
+	launch := func(name string, args ...string) (*proc, error) {
+		httpAddr, grpcAddr := freeAddr(), freeAddr()
+		args = append(args, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--log-level", "warn")
+		cmd := exec.Command(c.bin, args...)
+		cmd.Env = append(os.Environ(), "SWITCHYARD_DEV_WRITE_KEY="+c.writeKey, "SWITCHYARD_ADMIN_TOKEN=loadgen-admin-token-0123456789")
+		logPath := filepath.Join(dir, name+".log")
+		logf, _ := os.Create(logPath)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s %s: %w", c.bin, args[0], err)
+		}
+		cmds = append(cmds, cmd)
+		p := &proc{name: name, url: "http://" + httpAddr, grpcAddr: grpcAddr, pid: cmd.Process.Pid}
+		if err := waitReady(p.url, 60*time.Second); err != nil {
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s %s: %w; its log ends:\n%s", c.bin, args[0], err, tail(log, 2000))
+		}
+		return p, nil
+	}
+	devDir := filepath.Join(dir, "dev")
+	if c.shape != shapeSplit {
+		driven, err = launch("server", "dev", "--data-dir", devDir)
+		if err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+		return stop, driven, nil, nil
+	}
+	natsAddr := freeAddr()
+	dev, err = launch("dev", "dev", "--data-dir", devDir, "--nats-addr", natsAddr)
+	if err == nil {
+		driven, err = launch("server", "ingest", "--data-dir", filepath.Join(dir, "ingest"),
+			"--nats-url", "nats://"+natsAddr, "--catalog-addr", dev.grpcAddr)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return stop, driven, dev, nil
+}
+
+// stopCmd interrupts cmd and waits for it (20 s, then kills it).
+func stopCmd(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// waitReady polls url/readyz until it answers 200.
+func waitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		resp, err := http.Get(url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				break
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			stop()
-			return nil, "", 0, fmt.Errorf("%s not ready after 60 s", c.bin)
+			return fmt.Errorf("not ready after %v", timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return stop, url, cmd.Process.Pid, nil
+}
+
+// tail is the last n bytes of b.
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
+
+// waitDrain waits until the warehouse consumers of the process at url
+// have no pending or unacknowledged message, and prints how long that
+// took and the warehouse's load rate over the batch phase and the drain.
+func waitDrain(url string, timeout time.Duration, accepted int64, phase time.Duration) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	t0 := time.Now()
+	first, found := warehouseBacklog(client, url)
+	if !found {
+		fmt.Printf("warehouse drain: no warehouse consumer in %s/metrics; not waiting\n", url)
+		return
+	}
+	left := first
+	for left > 0 && time.Since(t0) < timeout {
+		time.Sleep(250 * time.Millisecond)
+		left, _ = warehouseBacklog(client, url)
+	}
+	took := time.Since(t0)
+	if left > 0 {
+		fmt.Printf("warehouse drain: %d messages still pending after %.1fs (timeout; -drain-timeout %v); going on\n", left, took.Seconds(), timeout)
+		return
+	}
+	fmt.Printf("warehouse drain: %d messages pending after the batch phase, loaded in %.1fs; warehouse load rate %.0f events/s (%d events over the %.1f-s phase and the drain)\n",
+		first, took.Seconds(), float64(accepted)/(phase+took).Seconds(), accepted, phase.Seconds())
+}
+
+// warehouseBacklog sums jetstream_consumer_pending and
+// jetstream_consumer_ack_pending over the consumers named warehouse-…
+// in url/metrics; found is false when there is none.
+func warehouseBacklog(client *http.Client, url string) (n int64, found bool) {
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "jetstream_consumer_pending{") && !strings.HasPrefix(line, "jetstream_consumer_ack_pending{") {
+			continue
+		}
+		if !strings.Contains(line, `consumer="warehouse-`) {
+			continue
+		}
+		f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			continue
+		}
+		n += int64(f)
+		found = true
+	}
+	return n, found
 }
 
 func freeAddr() string {

@@ -35,6 +35,11 @@ type Options struct {
 	DedupeWindow time.Duration
 	// DedupeFilterBits sizes each slice of the in-memory dedupe filter.
 	DedupeFilterBits uint64
+	// DedupeDir is the directory of the messageId index (a local
+	// key-value store, rebuilt from the EVENTS stream when lost); "" keeps
+	// it in memory, which is only for tests: memory then grows with the
+	// ids of the window.
+	DedupeDir string
 	// RateLimit is the per-source limit in events/s (0: none).
 	RateLimit float64
 	// GeoIPPath is a MaxMind-format database; enables the sanctions policy.
@@ -61,13 +66,13 @@ type Service struct {
 	geo     *geo.DB
 }
 
-// New wires Ingest; it creates the dedupe bucket and opens the GeoIP
+// New wires Ingest; it opens the messageId index and the GeoIP
 // database when one is configured.
 func New(ctx context.Context, p Params) (*Service, error) {
 	logger := p.Logger.With("service", "ingest")
 	keys := &httpapi.Keys{}
 	parser := tracking.NewParser()
-	dd, err := events.NewDedupe(ctx, p.JS, events.DedupeOptions{Window: p.Options.DedupeWindow, FilterBits: p.Options.DedupeFilterBits}, logger)
+	dd, err := events.NewDedupe(ctx, p.JS, events.DedupeOptions{Window: p.Options.DedupeWindow, FilterBits: p.Options.DedupeFilterBits, Dir: p.Options.DedupeDir}, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +135,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 	})
 	err := g.Wait()
+	if cerr := s.dedupe.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("ingest: close the dedupe index: %w", cerr)
+	}
 	if s.geo != nil {
 		_ = s.geo.Close()
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
 	"github.com/switchyardhq/switchyard/services/internal/platform/streams"
 )
@@ -67,13 +68,30 @@ func (h *countingHook) wait(b *testing.B, n int64, timeout time.Duration) {
 	}
 }
 
-// prepublish stores n events in EVENTS as fast as JetStream takes them.
-func prepublish(b *testing.B, e *env, prefix string, n int) {
+// packSize is how many events the benchmarks store per message, as
+// Ingest stores a batch request of 100 events.
+const packSize = 100
+
+// prepublish stores n events in EVENTS as fast as JetStream takes them:
+// packs of perMsg events (perMsg 1: single-event messages).
+func prepublish(b *testing.B, e *env, prefix string, n, perMsg int) {
+	subject := streams.EventsSubject(testWorkspace, testSource)
+	h := jetstream.Headers{Workspace: testWorkspace, Source: testSource}
 	for i := 0; i < n; i += 1000 {
-		for j := i; j < min(i+1000, n); j++ {
-			raw := fmt.Appendf(nil, `{"type":"track","event":"Bench","userId":"u-%d","messageId":"%s-%d","properties":{"i":%d}}`, j%100, prefix, j, j)
-			msg := jetstream.NewMsg(b.Context(), streams.EventsSubject(testWorkspace, testSource), raw,
-				jetstream.Headers{MsgID: fmt.Sprintf("%s-%d", prefix, j), Workspace: testWorkspace, Source: testSource, EventType: "track"})
+		for j := i; j < min(i+1000, n); j += perMsg {
+			evs := make([]jetstream.PackedEvent, 0, perMsg)
+			for k := j; k < min(j+perMsg, n); k++ {
+				id := fmt.Sprintf("%s-%d", prefix, k)
+				evs = append(evs, jetstream.PackedEvent{MessageID: id, Type: "track",
+					JSON: fmt.Appendf(nil, `{"type":"track","event":"Bench","userId":"u-%d","messageId":"%s","properties":{"i":%d}}`, k%100, id, k)})
+			}
+			var msg *nats.Msg
+			if len(evs) == 1 {
+				h.MsgID, h.EventType = evs[0].MessageID, "track"
+				msg = jetstream.NewMsg(b.Context(), subject, evs[0].JSON, h)
+			} else {
+				msg = jetstream.PackMsg(subject, h, nats.Header{}, evs)
+			}
 			if _, err := e.js.PublishMsgAsync(msg); err != nil {
 				b.Fatal(err)
 			}
@@ -86,10 +104,10 @@ func prepublish(b *testing.B, e *env, prefix string, n int) {
 	}
 }
 
-func benchThroughput(b *testing.B, batch int, n int) {
+func benchThroughput(b *testing.B, batch, n, perMsg int) {
 	e := newEnvB(b)
 	hook := newCountingHook(b)
-	prepublish(b, e, "tp", n)
+	prepublish(b, e, "tp", n, perMsg)
 	b.ResetTimer()
 	start := time.Now()
 	extra := map[string]any{}
@@ -108,19 +126,35 @@ func benchThroughput(b *testing.B, batch int, n int) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkDeliveryBatched drains 100,000 stored events to a local webhook
-// in batches of 100.
+// BenchmarkDeliveryBatched drains 100,000 stored events, in packs of 100,
+// to a local webhook in batches of 100.
 func BenchmarkDeliveryBatched(b *testing.B) {
 	for range b.N {
-		benchThroughput(b, 100, 100_000)
+		benchThroughput(b, 100, 100_000, packSize)
 	}
 }
 
-// BenchmarkDeliveryUnbatched drains 20,000 stored events to a local
-// webhook, one request per event.
+// BenchmarkDeliveryBatchedSingles is BenchmarkDeliveryBatched with one
+// event per message (as stored before packs, or by one-event requests).
+func BenchmarkDeliveryBatchedSingles(b *testing.B) {
+	for range b.N {
+		benchThroughput(b, 100, 100_000, 1)
+	}
+}
+
+// BenchmarkDeliveryUnbatched drains 20,000 stored events, in packs of 100,
+// to a local webhook, one request per event.
 func BenchmarkDeliveryUnbatched(b *testing.B) {
 	for range b.N {
-		benchThroughput(b, 1, 20_000)
+		benchThroughput(b, 1, 20_000, packSize)
+	}
+}
+
+// BenchmarkDeliveryUnbatchedSingles is BenchmarkDeliveryUnbatched with one
+// event per message.
+func BenchmarkDeliveryUnbatchedSingles(b *testing.B) {
+	for range b.N {
+		benchThroughput(b, 1, 20_000, 1)
 	}
 }
 

@@ -5,11 +5,13 @@
 // plan, so one slow or failing destination never delays another. Replicas
 // share a destination's work through the same durables.
 //
-// Ack invariant: a message is acked only after the destination accepted
-// every action call, after it was filtered away, or after its dead letter
-// was stored; otherwise it is nak'ed with the retry delay and JetStream
-// redelivers it — also after a crash or restart, since the redelivery
-// state (and the delivery count) lives in the consumer.
+// A message holds one event or a pack of events (see carrier). Ack
+// invariant: a message is acked only when each of its events is settled:
+// the destination accepted every action call, it was filtered away, its
+// dead letter was stored, or (an event of a pack) its retry was stored on
+// REPLAY. A single-event message to retry is nak'ed with the retry delay
+// and JetStream redelivers it — also after a crash or restart, since the
+// redelivery state (and the delivery count) lives in the consumer.
 package dispatch
 
 import (
@@ -21,7 +23,6 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,10 @@ type Options struct {
 	// Transport is the base HTTP transport cloned per destination (default
 	// http.DefaultTransport).
 	Transport *http.Transport
+	// AckWait is the consumers' AckWait (default two attempts plus a batch
+	// wait plus 30 s); unsettled messages are marked in progress every
+	// AckWait/4.
+	AckWait time.Duration
 }
 
 // Dispatcher reconciles running workers with the configuration.
@@ -249,43 +254,6 @@ func (s *session) consume(ctx context.Context, c jetstream.ConsumerOptions) {
 	}
 }
 
-func (s *session) pull(ctx context.Context, cons natsjs.Consumer) error {
-	it, err := cons.Messages(natsjs.PullMaxMessages(max(2*s.d.opts.Concurrency*s.inst.BatchSize(), 64)))
-	if err != nil {
-		return fmt.Errorf("pull: %w", err)
-	}
-	stopped := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-stopped:
-		}
-	}()
-	defer close(stopped)
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, natsjs.ErrMsgIteratorClosed) {
-				return nil
-			}
-			return fmt.Errorf("pull: %w", err)
-		}
-		// Tracked here, in the consumer's order: an ordered destination
-		// queues each user's events in the order the stream holds them.
-		t := s.track(context.WithoutCancel(ctx), msg)
-		if t.key != "" && !s.gate.acquire(t) {
-			continue // waits behind an earlier event of the same user
-		}
-		select {
-		case s.in <- t:
-		case <-ctx.Done():
-			s.abandon(t)
-			return nil
-		}
-	}
-}
-
 // session is one running destination.
 type session struct {
 	d      *Dispatcher
@@ -302,6 +270,12 @@ type session struct {
 	// gate orders the events of each userId; nil unless the destination
 	// has orderByUserId.
 	gate *gate
+	// opened are the messages with unsettled events, which the heartbeat
+	// marks in progress; hbStop stops it and hbDone is closed after.
+	openMu sync.Mutex
+	opened map[*carrier]struct{}
+	hbStop chan struct{}
+	hbDone chan struct{}
 }
 
 type batchItem struct {
@@ -309,11 +283,14 @@ type batchItem struct {
 	t    *tracked
 }
 
-// tracked is one message waiting for all its action calls.
+// tracked is one event (or Reverse ETL record) waiting for all its action
+// calls.
 type tracked struct {
-	msg        natsjs.Msg
-	base       context.Context // the handling context (not cancelled on shutdown)
-	ctx        context.Context // base with this attempt's span
+	// c is the message holding it and index its position there (0 for a
+	// single-event message).
+	c          *carrier
+	index      int
+	ctx        context.Context // c.parent with this attempt's span
 	span       trace.Span
 	received   time.Time
 	attempt    uint64
@@ -325,9 +302,16 @@ type tracked struct {
 	workspace  string
 	source     string
 	eventType  string
-	dedupeBase string
-	seq        uint64
+	dedupeBase string // "<stream>:<seq>", plus ":<index>" in a pack
 	replay     bool
+	// invalid is why the message could not be split into events (a
+	// malformed pack, dead-lettered whole).
+	invalid error
+	// dups are the messages of redelivered copies of t that the gate
+	// dropped while t was held: t's outcome settles them. settled is that
+	// outcome once t is settled. Both guarded by mu.
+	dups    []*carrier
+	settled *settlement
 	// key is the ordering key (the userId) when the destination orders
 	// its events; "" means unordered.
 	key string
@@ -342,6 +326,12 @@ func (s *session) start(ctx context.Context) {
 	n := s.d.opts.Concurrency
 	s.in = make(chan *tracked, n)
 	s.sem = make(chan struct{}, n)
+	s.opened = map[*carrier]struct{}{}
+	s.hbStop, s.hbDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.hbDone)
+		s.heartbeat(s.heartbeatEvery(), s.hbStop)
+	}()
 	for range n {
 		s.wg.Add(1)
 		go func() {
@@ -359,11 +349,6 @@ func (s *session) start(ctx context.Context) {
 		// Ordered delivery sends one event per request: a batch could
 		// only hold one event per user anyway.
 		s.gate = newGate(s)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.gate.heartbeat(ctx, s.heartbeatEvery())
-		}()
 		return
 	}
 	if s.inst.BatchSize() > 1 {
@@ -376,11 +361,19 @@ func (s *session) start(ctx context.Context) {
 	}
 }
 
-// stop waits for in-flight messages after the consumers stopped: the
-// handlers finish (messages not yet started are nak'ed), held ordered
-// messages are nak'ed with their remaining delay, then the batcher flushes
-// what is left and waits for its requests.
+// stop waits for in-flight events after the consumers stopped: the
+// handlers finish (events not yet started are given back), held ordered
+// events are given back with their remaining delay, then the batcher
+// flushes what is left and waits for its requests. A message is nak'ed
+// once none of its events is in flight, so a pack with some events
+// delivered and others not started is redelivered whole: the delivered
+// ones are sent again (at-least-once; receivers dedupe by the idempotency
+// key).
 func (s *session) stop() {
+	defer func() {
+		close(s.hbStop)
+		<-s.hbDone
+	}()
 	if s.gate != nil {
 		s.gate.close()
 	}
@@ -395,44 +388,14 @@ func (s *session) stop() {
 	}
 }
 
-// track reads a message's routing headers and delivery state.
-func (s *session) track(ctx context.Context, msg natsjs.Msg) *tracked {
-	h := jetstream.HeadersOf(msg)
-	t := &tracked{msg: msg, base: ctx, messageID: h.MsgID, raw: msg.Data(), workspace: h.Workspace, source: h.Source, eventType: h.EventType, attempt: 1, received: time.Now()}
-	if md, err := msg.Metadata(); err == nil {
-		t.attempt, t.received, t.seq = md.NumDelivered, md.Timestamp, md.Sequence.Stream
-		t.dedupeBase = md.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
-	}
-	if ra := msg.Headers().Get(dlq.HeaderReceivedAt); ra != "" {
-		if ts, err := time.Parse(time.RFC3339Nano, ra); err == nil {
-			t.received = ts
-		}
-	}
-	t.replay = msg.Headers().Get(dlq.HeaderResent) != ""
-	t.isRecord = strings.HasPrefix(msg.Subject(), recordSubjectPrefix) || h.EventType == pipeline.RecordEventType
-	if t.isRecord {
-		t.eventType = pipeline.RecordEventType
-		t.resultID = t.messageID + ":result"
-		if t.replay {
-			// A redriven record's result must not be taken for a
-			// duplicate of the result of its dead-lettered delivery.
-			t.resultID += ":" + msg.Headers().Get(jetstream.HeaderMsgID)
-		}
-	}
-	if s.gate != nil {
-		t.key = orderKey(t.raw, t.isRecord)
-	}
-	return t
-}
-
-// abandon naks a message that was not started (shutdown), and the events
-// of its user waiting behind it, in order.
+// abandon gives back an event that was not started (shutdown), and the
+// events of its user waiting behind it, in order.
 func (s *session) abandon(t *tracked) {
 	if t.key != "" {
 		s.gate.abandon(t)
 		return
 	}
-	_ = t.msg.Nak()
+	s.settleEvent(t, true, 0)
 }
 
 // drive processes t and then, for ordered destinations, the next events
@@ -447,14 +410,20 @@ func (s *session) drive(t *tracked) {
 // when t is finished and the destination orders its events.
 func (s *session) process(t *tracked) *tracked {
 	t.remaining, t.failure = 0, nil
-	t.ctx, t.span = s.d.tracer.Start(jetstream.ExtractContext(t.base, t.msg), "deliver "+s.plan.Spec.Type,
+	t.ctx, t.span = s.d.tracer.Start(t.c.parent, "deliver "+s.plan.Spec.Type,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("switchyard.destination.id", s.plan.Spec.ID),
 			attribute.String("messaging.message.id", t.messageID),
 			attribute.Int64("messaging.nats.num_delivered", int64(t.attempt)),
 		))
+	if t.c.pack {
+		t.span.SetAttributes(attribute.Int("switchyard.pack.index", t.index))
+	}
 	var sends []pipeline.Send
+	if t.invalid != nil {
+		return s.finish(t, &destinations.Failure{Reason: destinations.ReasonInvalid, Err: t.invalid})
+	}
 	if t.isRecord {
 		rec, snd, err := s.plan.PrepareRecord(t.raw, t.messageID)
 		t.record = rec
@@ -527,14 +496,18 @@ func (s *session) release(t *tracked) *tracked {
 
 // retryLater schedules t's next attempt after delay: an ordered event is
 // held in memory (its user's later events wait behind it, other users'
-// flow), any other message is nak'ed with the delay so JetStream keeps
-// the retry state.
+// flow), an event of a pack is handed off to REPLAY with its retry state,
+// a single-event message is nak'ed with the delay so JetStream keeps the
+// retry state.
 func (s *session) retryLater(t *tracked, delay time.Duration) {
-	if t.key != "" {
+	switch {
+	case t.key != "":
 		s.gate.wait(t, delay)
-		return
+	case t.c.pack:
+		s.handOff(t, delay)
+	default:
+		s.settleEvent(t, true, delay)
 	}
-	_ = t.msg.NakWithDelay(delay)
 }
 
 // finish acks, retries or dead-letters the message; a Reverse ETL
@@ -580,7 +553,7 @@ func (s *session) finish(t *tracked, f *destinations.Failure) *tracked {
 	}
 	if !jsonObject(t.raw) {
 		letter.Event = nil
-		letter.Error += " (body: " + strconv.Quote(string(t.raw)) + ")"
+		letter.Error += " (body: " + quoteBody(t.raw) + ")"
 	}
 	pctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
 	defer cancel()
@@ -605,15 +578,21 @@ func jsonObject(b []byte) bool {
 	return err == nil
 }
 
-func (s *session) ack(t *tracked) {
-	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
-	defer cancel()
-	if err := t.msg.DoubleAck(ctx); err != nil {
-		// Redelivered after AckWait: at-least-once; receivers dedupe by
-		// the idempotency key.
-		s.logger.DebugContext(t.ctx, "ack failed", "messageId", t.messageID, "err", err)
+// maxLetterBody bounds the body a dead letter quotes in its error: quoting
+// and JSON escaping can grow it several times, and a letter must fit in
+// one NATS message. Any single event (32 KB at most) is kept whole; a
+// larger malformed pack keeps its first 64 KiB (it stays in EVENTS).
+const maxLetterBody = 64 << 10
+
+func quoteBody(b []byte) string {
+	if len(b) <= maxLetterBody {
+		return strconv.Quote(string(b))
 	}
+	return fmt.Sprintf("first %d of %d bytes: %s", maxLetterBody, len(b), strconv.Quote(string(b[:maxLetterBody])))
 }
+
+// ack settles t as done.
+func (s *session) ack(t *tracked) { s.settleEvent(t, false, 0) }
 
 // batcher groups payloads per action up to the batch size or BatchWait and
 // sends each batch in its own goroutine (at most Concurrency at once).

@@ -1,23 +1,23 @@
 package dispatch
 
 import (
-	"context"
 	"sync"
 	"time"
-
-	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
 // gate is ordered delivery per userId (the destination setting
 // orderByUserId): of each user at most one event is in flight, the others
-// wait in arrival order behind it, unacknowledged. A retried event is held
-// in memory for its backoff instead of being nak'ed, so the user's later
-// events cannot overtake it, while other users' events keep flowing.
-// Held messages get an in-progress ack every heartbeat so JetStream does
-// not redeliver them. On shutdown a held retry is nak'ed with its
-// remaining delay and the user's waiting events slightly after it, so
-// after a restart they come back in order (best effort: JetStream may
-// redeliver earlier after a crash of the server itself).
+// wait in arrival order behind it, unsettled (events of one pack in the
+// pack's order). A retried event is held in memory for its backoff
+// instead of being given back, so the user's later events cannot overtake
+// it, while other users' events keep flowing. The messages of held events
+// stay unacknowledged (a pack until all its events are settled) and get
+// the session's in-progress heartbeat, so JetStream does not redeliver
+// them. On shutdown a held retry is given back with its remaining delay
+// and the user's waiting events slightly after it, so after a restart
+// they come back in order (best effort: a message is nak'ed with the
+// longest delay of its events, and JetStream may redeliver earlier after
+// a crash of the server itself).
 type gate struct {
 	s      *session
 	mu     sync.Mutex
@@ -39,13 +39,14 @@ type userQueue struct {
 func newGate(s *session) *gate { return &gate{s: s, users: map[string]*userQueue{}} }
 
 // acquire makes t its user's head and returns true, or queues t behind
-// the user's head and returns false. A redelivery of a message already
-// held is dropped (the held copy will ack it).
+// the user's head and returns false. A redelivery of an event already
+// held (same stream, sequence and index) is dropped: the held copy's
+// outcome settles it too.
 func (g *gate) acquire(t *tracked) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		_ = t.msg.Nak()
+		g.s.settleEvent(t, true, 0)
 		return false
 	}
 	q := g.users[t.key]
@@ -53,14 +54,21 @@ func (g *gate) acquire(t *tracked) bool {
 		g.users[t.key] = &userQueue{head: t}
 		return true
 	}
-	if t.seq != 0 {
-		if q.head.seq == t.seq {
-			return false
-		}
-		for _, p := range q.pending {
-			if p.seq == t.seq {
-				return false
+	if t.dedupeBase != "" {
+		for _, held := range append([]*tracked{q.head}, q.pending...) {
+			if held.dedupeBase != t.dedupeBase {
+				continue
 			}
+			held.mu.Lock()
+			done := held.settled
+			if done == nil {
+				held.dups = append(held.dups, t.c)
+			}
+			held.mu.Unlock()
+			if done != nil { // settled, not yet released
+				g.s.settle(t.c, done.back, done.delay)
+			}
+			return false
 		}
 	}
 	q.pending = append(q.pending, t)
@@ -81,7 +89,7 @@ func (g *gate) release(t *tracked) *tracked {
 		return nil
 	}
 	if g.closed {
-		nakInOrder(q.pending, 0)
+		g.giveBackInOrder(q.pending, 0)
 		delete(g.users, t.key)
 		return nil
 	}
@@ -89,14 +97,14 @@ func (g *gate) release(t *tracked) *tracked {
 	return q.head
 }
 
-// abandon naks t, its user's head, which was never started, and the
-// user's waiting events after it.
+// abandon gives back t, its user's head, which was never started, and
+// the user's waiting events after it.
 func (g *gate) abandon(t *tracked) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_ = t.msg.Nak()
+	g.s.settleEvent(t, true, 0)
 	if q := g.users[t.key]; q != nil && q.head == t {
-		nakInOrder(q.pending, 0)
+		g.giveBackInOrder(q.pending, 0)
 		delete(g.users, t.key)
 	}
 }
@@ -108,9 +116,9 @@ func (g *gate) wait(t *tracked, delay time.Duration) {
 	defer g.mu.Unlock()
 	q := g.users[t.key]
 	if g.closed || q == nil || q.head != t {
-		_ = t.msg.NakWithDelay(delay)
+		g.s.settleEvent(t, true, delay)
 		if q != nil && q.head == t {
-			nakInOrder(q.pending, delay)
+			g.giveBackInOrder(q.pending, delay)
 			delete(g.users, t.key)
 		}
 		return
@@ -129,7 +137,7 @@ func (g *gate) wait(t *tracked, delay time.Duration) {
 	})
 }
 
-// close stops handing out events: held retries are nak'ed with their
+// close stops handing out events: held retries are given back with their
 // remaining delay, their users' waiting events just after.
 func (g *gate) close() {
 	g.mu.Lock()
@@ -141,59 +149,16 @@ func (g *gate) close() {
 		}
 		g.timers.Done()
 		rem := max(time.Until(q.retryAt), 0)
-		_ = q.head.msg.NakWithDelay(rem)
-		nakInOrder(q.pending, rem)
+		g.s.settleEvent(q.head, true, rem)
+		g.giveBackInOrder(q.pending, rem)
 		delete(g.users, key)
 	}
 }
 
-// nakInOrder naks waiting events so they are redelivered after delay, in
-// their order.
-func nakInOrder(ts []*tracked, delay time.Duration) {
+// giveBackInOrder gives back waiting events so they are redelivered after
+// delay, in their order (events of one message share its delay).
+func (g *gate) giveBackInOrder(ts []*tracked, delay time.Duration) {
 	for i, t := range ts {
-		_ = t.msg.NakWithDelay(delay + time.Duration(i+1)*100*time.Millisecond)
+		g.s.settleEvent(t, true, delay+time.Duration(i+1)*100*time.Millisecond)
 	}
 }
-
-// held returns the messages waiting in memory (retries and queued
-// events), which need in-progress acks.
-func (g *gate) held() []natsjs.Msg {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []natsjs.Msg
-	for _, q := range g.users {
-		if q.retry != nil {
-			out = append(out, q.head.msg)
-		}
-		for _, p := range q.pending {
-			out = append(out, p.msg)
-		}
-	}
-	return out
-}
-
-// heartbeat sends in-progress acks for the held messages every interval
-// until ctx is done.
-func (g *gate) heartbeat(ctx context.Context, every time.Duration) {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			for _, m := range g.held() {
-				_ = m.InProgress()
-			}
-		}
-	}
-}
-
-// ackWait is the consumers' AckWait: two attempts plus a batch wait and a
-// margin.
-func (d *Dispatcher) ackWait() time.Duration {
-	return 2*d.opts.SendTimeout + d.opts.BatchWait + 30*time.Second
-}
-
-// heartbeatEvery is how often held messages are marked in progress.
-func (s *session) heartbeatEvery() time.Duration { return s.d.ackWait() / 4 }

@@ -1,7 +1,8 @@
 // Package dlq stores dead letters in the DLQ stream
 // (dlq.<workspaceId>.<destinationId>) and re-sends events to one
 // destination through the REPLAY stream: redrive of dead letters and
-// replay of the EVENTS archive.
+// replay of the EVENTS archive. Every message it writes to REPLAY or DLQ
+// holds one event, also when the event came from a pack.
 package dlq
 
 import (
@@ -29,8 +30,15 @@ const (
 	// HeaderResent marks an event on REPLAY: "redrive" or "replay".
 	HeaderResent = "Switchyard-Resent"
 	// HeaderReceivedAt is when the event first reached EVENTS (RFC 3339),
-	// kept across redrives so latency stays receipt-to-acceptance.
+	// kept across retries so the retry window and the latency count from
+	// the first receipt.
 	HeaderReceivedAt = "Switchyard-Received-At"
+	// HeaderAttempt is set on an event of a pack handed off to REPLAY for
+	// its retry: the number of attempts already made (decimal).
+	HeaderAttempt = "Switchyard-Attempt"
+	// HeaderNotBefore goes with HeaderAttempt: the earliest time of the
+	// next attempt (RFC 3339).
+	HeaderNotBefore = "Switchyard-Not-Before"
 )
 
 // Letter is one dead letter.
@@ -258,8 +266,12 @@ type ReplayRequest struct {
 	EventTypes []string
 }
 
-// Replay copies the matching EVENTS messages to the destination's REPLAY
-// subject and returns how many.
+// Replay copies the events of the matching EVENTS messages to the
+// destination's REPLAY subject, one message per event (a pack is split),
+// and returns how many events it copied. Each copy's Nats-Msg-Id is
+// "replay:<replay id>:<messageId>", so repeating a replay stores each
+// event once. A malformed pack is skipped: it was dead-lettered when it
+// was first consumed.
 func (s *Store) Replay(ctx context.Context, r ReplayRequest) (int, error) {
 	cons, err := s.JS.OrderedConsumer(ctx, streams.Events, natsjs.OrderedConsumerConfig{
 		FilterSubjects: []string{streams.EventsSubject(r.WorkspaceID, r.SourceID)},
@@ -296,19 +308,26 @@ func (s *Store) Replay(ctx context.Context, r ReplayRequest) (int, error) {
 		if !md.Timestamp.Before(r.End) {
 			break
 		}
-		h := jetstream.HeadersOf(msg)
-		if len(types) > 0 && !types[h.EventType] {
+		evs, err := jetstream.UnpackData(msg.Headers(), msg.Data())
+		if err != nil {
 			continue
 		}
-		out := jetstream.NewMsg(ctx, streams.ReplaySubject(r.WorkspaceID, r.DestinationID), msg.Data(), h)
-		out.Header.Set(jetstream.HeaderMsgID, "replay:"+r.ID+":"+h.MsgID)
-		out.Header.Set(HeaderResent, "replay")
-		f, err := s.JS.PublishMsgAsync(out)
-		if err != nil {
-			return n, fmt.Errorf("replay %s: %w", h.MsgID, err)
+		h := jetstream.HeadersOf(msg)
+		for _, ev := range evs {
+			if len(types) > 0 && !types[ev.Type] {
+				continue
+			}
+			h.MsgID, h.EventType = ev.MessageID, ev.Type
+			out := jetstream.NewMsg(ctx, streams.ReplaySubject(r.WorkspaceID, r.DestinationID), ev.JSON, h)
+			out.Header.Set(jetstream.HeaderMsgID, "replay:"+r.ID+":"+ev.MessageID)
+			out.Header.Set(HeaderResent, "replay")
+			f, err := s.JS.PublishMsgAsync(out)
+			if err != nil {
+				return n, fmt.Errorf("replay %s: %w", ev.MessageID, err)
+			}
+			futures = append(futures, f)
+			n++
 		}
-		futures = append(futures, f)
-		n++
 	}
 	for _, f := range futures {
 		select {

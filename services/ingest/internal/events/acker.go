@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/semaphore"
@@ -28,19 +27,15 @@ type acker struct {
 	sub    *nats.Subscription
 	window *semaphore.Weighted
 
-	mu        sync.Mutex
-	next      uint64
-	groups    map[uint64]*ackGroup
-	lastSweep time.Time
+	mu     sync.Mutex
+	next   uint64
+	groups map[uint64]*ackGroup
 }
 
 // ackWindow bounds messages published and not yet acknowledged, over all
-// requests. It must hold the largest group (a 2,500-event batch).
+// requests. It must hold the largest group (one message per event of a
+// 2,500-event batch, the most a request can publish).
 const ackWindow = 8192
-
-// deferredTimeout is how long a group nobody waits for (deferred dedupe
-// records) may stay unacknowledged before it counts as failed.
-const deferredTimeout = 30 * time.Second
 
 type ackGroup struct {
 	reply   string
@@ -49,10 +44,6 @@ type ackGroup struct {
 	failed  int
 	first   string // the first refusal
 	done    chan struct{}
-	// onDone, set for deferred groups, is called (under acker.mu) instead
-	// of closing done; started bounds how long they may wait.
-	onDone  func(failed int, first string)
-	started time.Time
 }
 
 func newAcker(nc *nats.Conn) (*acker, error) {
@@ -97,10 +88,6 @@ func (a *acker) handle(m *nats.Msg) {
 
 // finish signals a complete group; acker.mu is held.
 func (a *acker) finish(g *ackGroup) {
-	if g.onDone != nil {
-		g.onDone(g.failed, g.first)
-		return
-	}
 	close(g.done)
 }
 
@@ -122,20 +109,16 @@ func refusal(m *nats.Msg) string {
 
 // start registers a group of n messages (n ≤ ackWindow) after taking n
 // window slots.
-func (a *acker) start(ctx context.Context, n int, onDone func(int, string)) (uint64, *ackGroup, error) {
+func (a *acker) start(ctx context.Context, n int) (uint64, *ackGroup, error) {
 	if err := a.window.Acquire(ctx, int64(n)); err != nil {
 		return 0, nil, fmt.Errorf("wait for the publish window: %w", err)
 	}
-	g := &ackGroup{size: n, pending: n, onDone: onDone, started: time.Now()}
-	if onDone == nil {
-		g.done = make(chan struct{})
-	}
+	g := &ackGroup{size: n, pending: n, done: make(chan struct{})}
 	a.mu.Lock()
 	a.next++
 	id := a.next
 	g.reply = a.prefix + strconv.FormatUint(id, 10)
 	a.groups[id] = g
-	a.sweepLocked(g.started)
 	a.mu.Unlock()
 	return id, g, nil
 }
@@ -154,42 +137,16 @@ func (a *acker) abandon(id uint64) {
 	}
 }
 
-// sweepLocked fails deferred groups older than deferredTimeout (at most
-// once a second); acker.mu is held.
-func (a *acker) sweepLocked(now time.Time) {
-	if now.Sub(a.lastSweep) < time.Second {
-		return
-	}
-	a.lastSweep = now
-	for id, g := range a.groups {
-		if g.onDone != nil && now.Sub(g.started) > deferredTimeout {
-			delete(a.groups, id)
-			g.failed += g.pending
-			if g.first == "" {
-				g.first = "no acknowledgement within " + deferredTimeout.String()
-			}
-			a.window.Release(int64(g.pending))
-			g.pending = 0
-			a.finish(g)
-		}
-	}
-}
-
-// publish sends msgs (at most ackWindow) as one group. With onDone nil it
-// waits until every message is acknowledged (nil), refused or ctx is done
-// (an error); otherwise it returns once they are sent and onDone reports
-// the outcome later.
-func (a *acker) publish(ctx context.Context, msgs []*nats.Msg, onDone func(failed int, first string)) error {
+// publish sends msgs (at most ackWindow) as one group and waits until
+// every message is acknowledged (nil), refused or ctx is done (an error).
+func (a *acker) publish(ctx context.Context, msgs []*nats.Msg) error {
 	if len(msgs) == 0 {
-		if onDone != nil {
-			onDone(0, "")
-		}
 		return nil
 	}
 	if len(msgs) > ackWindow {
 		return fmt.Errorf("publish group of %d messages exceeds the window of %d", len(msgs), ackWindow)
 	}
-	id, g, err := a.start(ctx, len(msgs), onDone)
+	id, g, err := a.start(ctx, len(msgs))
 	if err != nil {
 		return err
 	}
@@ -199,9 +156,6 @@ func (a *acker) publish(ctx context.Context, msgs []*nats.Msg, onDone func(faile
 			a.abandon(id)
 			return fmt.Errorf("publish to %s: %w", m.Subject, err)
 		}
-	}
-	if onDone != nil {
-		return nil
 	}
 	select {
 	case <-g.done:

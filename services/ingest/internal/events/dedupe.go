@@ -2,21 +2,16 @@ package events
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/dedupe"
+	"github.com/switchyardhq/switchyard/services/internal/platform/jetstream"
 )
-
-// DedupeBucket is the JetStream KV bucket that remembers every accepted
-// messageId for the dedupe window (the bucket's TTL).
-const DedupeBucket = "INGEST_DEDUPE"
 
 // DedupeOptions configure the messageId de-duplication.
 type DedupeOptions struct {
@@ -25,69 +20,88 @@ type DedupeOptions struct {
 	// FilterBits sizes each of the 24 slices of the in-memory filter
 	// (default 2^23 bits = 1 MiB per slice).
 	FilterBits uint64
-	// Replicas of the KV bucket (default 1).
-	Replicas int
+	// Dir is the directory of the id store (dedupe.Store); "" keeps it in
+	// memory, for tests.
+	Dir string
+	// CacheBytes is the store's block cache (default 16 MiB).
+	CacheBytes int64
 }
 
-// Dedupe is the durable record of accepted messageIds: the KV bucket
-// INGEST_DEDUPE (source of truth, survives restarts, shared by every
-// Ingest replica) fronted by an in-memory dedupe.Filter fed by a watch of
-// the bucket.
+// legacyBucket is the KV bucket earlier versions kept messageIds in.
+const legacyBucket = "INGEST_DEDUPE"
+
+// Dedupe remembers the messageIds accepted within the window. The source
+// of truth is the EVENTS stream itself: every message carries its
+// messageIds in its headers (jetstream.MessageIDs), so an id is recorded
+// exactly when its event is stored, by whichever replica stored it. Each
+// replica keeps its own index of those ids: a dedupe.Store on local disk
+// (exact, bounded memory), fed by a headers-only consumer of EVENTS that
+// resumes from the last sequence it applied, and fronted by an in-memory
+// dedupe.Filter that rules out most new ids without a lookup. The replica
+// also indexes its own events as soon as JetStream acknowledged them, so
+// a retry it receives right after answering is dropped without waiting
+// for the consumer.
 type Dedupe struct {
-	kv     natsjs.KeyValue
 	js     natsjs.JetStream
+	store  *dedupe.Store
 	filter *dedupe.Filter
-	prefix string // "$KV.INGEST_DEDUPE."
+	window time.Duration
 	logger *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]chan struct{}
 }
 
-// NewDedupe creates or updates the bucket (TTL = window).
+// NewDedupe opens the id store.
 func NewDedupe(ctx context.Context, js natsjs.JetStream, o DedupeOptions, logger *slog.Logger) (*Dedupe, error) {
 	if o.Window <= 0 {
 		o.Window = 24 * time.Hour
 	}
-	if o.Replicas <= 0 {
-		o.Replicas = 1
+	if logger == nil {
+		logger = slog.Default()
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, natsjs.KeyValueConfig{
-		Bucket:      DedupeBucket,
-		Description: "messageIds accepted by Ingest within the dedupe window",
-		History:     1,
-		TTL:         o.Window,
-		Storage:     natsjs.FileStorage,
-		Replicas:    o.Replicas,
-	})
+	// Before the index was local, ids were kept in this KV bucket; the
+	// stream holds them too, so the bucket is removed.
+	if err := js.DeleteKeyValue(ctx, legacyBucket); err == nil {
+		logger.Info("ingest: removed the former dedupe bucket; ids are indexed from EVENTS", "bucket", legacyBucket)
+	}
+	st, err := dedupe.OpenStore(dedupe.StoreOptions{Dir: o.Dir, Window: o.Window, CacheBytes: o.CacheBytes, Logger: logger})
 	if err != nil {
-		return nil, fmt.Errorf("ensure KV bucket %s: %w", DedupeBucket, err)
+		return nil, err
 	}
 	return &Dedupe{
-		kv: kv, js: js, logger: logger,
-		filter: dedupe.NewFilter(dedupe.FilterOptions{Window: o.Window, Bits: o.FilterBits}),
-		prefix: "$KV." + DedupeBucket + ".",
+		js: js, store: st, window: o.Window, logger: logger,
+		filter:   dedupe.NewFilter(dedupe.FilterOptions{Window: o.Window, Bits: o.FilterBits}),
+		inflight: map[string]chan struct{}{},
 	}, nil
 }
 
 // Filter exposes the in-memory filter (for metrics and tests).
 func (d *Dedupe) Filter() *dedupe.Filter { return d.filter }
 
-// Key is the KV key of a messageId within a workspace: both parts
-// base64url-encoded, so any messageId maps to a valid key, exactly (no
-// hashing, hence no collisions).
-func Key(workspaceID, messageID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(workspaceID)) + "." + base64.RawURLEncoding.EncodeToString([]byte(messageID))
-}
+// Store exposes the id store (for metrics and tests).
+func (d *Dedupe) Store() *dedupe.Store { return d.store }
 
-// Run replays the bucket into the filter, marks it warm, and then keeps
-// adding the keys other replicas write, until ctx is done. When the watch
-// fails the filter goes cold (every id is looked up) and the watch restarts.
+// Close closes the id store (after Run returned).
+func (d *Dedupe) Close() error { return d.store.Close() }
+
+// Key is the dedupe key of a messageId within a workspace. Workspace ids
+// never contain a NUL byte, so keys of different workspaces never collide.
+func Key(workspaceID, messageID string) string { return workspaceID + "\x00" + messageID }
+
+// Run indexes the ids of every EVENTS message (resuming after the last
+// one applied, or from one window ago for a new store), marks the filter
+// warm when it has caught up, and keeps indexing until ctx is done. When
+// the consumer fails the filter goes cold (every id is looked up in the
+// store) and the consumer restarts.
 func (d *Dedupe) Run(ctx context.Context) error {
 	for {
-		err := d.watch(ctx)
+		err := d.tail(ctx)
 		d.filter.SetWarm(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		d.logger.Warn("ingest: dedupe watch stopped; looking up every messageId until it resumes", "err", err)
+		d.logger.Warn("ingest: dedupe consumer stopped; looking up every messageId until it resumes", "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -96,91 +110,163 @@ func (d *Dedupe) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Dedupe) watch(ctx context.Context) error {
-	w, err := d.kv.WatchAll(ctx, natsjs.MetaOnly(), natsjs.IgnoreDeletes())
+func (d *Dedupe) tail(ctx context.Context) error {
+	name, err := d.js.StreamNameBySubject(ctx, "events.>")
 	if err != nil {
-		return err
+		return fmt.Errorf("stream of events.>: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
+	info, err := d.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	state := info.CachedInfo().State
+	cfg := natsjs.OrderedConsumerConfig{FilterSubjects: []string{"events.>"}, HeadersOnly: true}
+	applied := d.store.Applied()
+	if applied > 0 && applied <= state.LastSeq && applied+1 >= state.FirstSeq {
+		cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, applied+1
+	} else {
+		// A new store (or a stream that was re-created): index what the
+		// stream holds from one window ago.
+		start := time.Now().Add(-d.window)
+		cfg.DeliverPolicy, cfg.OptStartTime = natsjs.DeliverByStartTimePolicy, &start
+	}
+	caughtUp := state.LastSeq <= applied
+	if caughtUp {
+		d.filter.SetWarm(true)
+	}
+	cons, err := d.js.OrderedConsumer(ctx, name, cfg)
+	if err != nil {
+		return fmt.Errorf("dedupe consumer: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("dedupe consumer: %w", err)
+	}
+	go func() { <-ctx.Done(); it.Stop() }()
+	defer it.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch closed")
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			if e == nil { // the replay of existing keys is complete
-				d.filter.SetWarm(true)
-				continue
-			}
-			d.filter.Add(e.Key(), e.Created())
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		d.apply(msg, md)
+		if !caughtUp && md.NumPending == 0 {
+			caughtUp = true
+			d.filter.SetWarm(true)
+			d.logger.Info("ingest: dedupe index caught up with the stream", "seq", md.Sequence.Stream)
 		}
 	}
 }
 
-// lookupParallelism bounds concurrent KV gets of one request.
-const lookupParallelism = 32
+// apply indexes the ids of one stored message.
+func (d *Dedupe) apply(msg natsjs.Msg, md *natsjs.MsgMetadata) {
+	ids, err := jetstream.MessageIDs(msg.Headers())
+	if err != nil {
+		d.logger.Warn("ingest: EVENTS message with unreadable messageIds; not indexed", "seq", md.Sequence.Stream, "err", err)
+	}
+	ws := workspaceOf(msg.Subject())
+	keys := make([][]byte, 0, len(ids))
+	for _, id := range ids {
+		k := Key(ws, id)
+		d.filter.Add(k, md.Timestamp)
+		keys = append(keys, []byte(k))
+	}
+	if err := d.store.Add(keys, md.Timestamp, md.Sequence.Stream); err != nil {
+		d.logger.Error("ingest: dedupe store write failed", "seq", md.Sequence.Stream, "err", err)
+	}
+}
 
-// Seen reports, per key, whether it is in the bucket. Keys the filter
-// rules out cost nothing; the others cost one KV get each.
-func (d *Dedupe) Seen(ctx context.Context, keys []string) ([]bool, error) {
+// workspaceOf reads the workspace id of an EVENTS subject
+// (events.<workspaceId>.<sourceId>).
+func workspaceOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, "events.")
+	if !ok {
+		return ""
+	}
+	ws, _, _ := strings.Cut(rest, ".")
+	return ws
+}
+
+// claim reserves keys for one request until release is called: a request
+// carrying a key another request is publishing waits for that one to end
+// (and then finds the key in the index if it was stored), so two
+// concurrent requests never both store the same messageId.
+func (d *Dedupe) claim(ctx context.Context, keys []string) (release func(), err error) {
+	for {
+		var wait chan struct{}
+		d.mu.Lock()
+		for _, k := range keys {
+			if ch, busy := d.inflight[k]; busy {
+				wait = ch
+				break
+			}
+		}
+		if wait == nil {
+			mine := make(chan struct{})
+			for _, k := range keys {
+				d.inflight[k] = mine
+			}
+			d.mu.Unlock()
+			return func() {
+				d.mu.Lock()
+				for _, k := range keys {
+					delete(d.inflight, k)
+				}
+				d.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		d.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Seen reports, per key, whether it was stored within the window. Keys the
+// filter rules out cost nothing; the others cost one store lookup each.
+func (d *Dedupe) Seen(_ context.Context, keys []string) ([]bool, error) {
 	seen := make([]bool, len(keys))
 	now := time.Now()
 	var todo []int
+	var lookup [][]byte
 	for i, k := range keys {
 		if d.filter.MayContain(k, now) {
 			todo = append(todo, i)
+			lookup = append(lookup, []byte(k))
 		}
 	}
 	if len(todo) == 0 {
 		return seen, nil
 	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sem      = make(chan struct{}, lookupParallelism)
-	)
-	for _, i := range todo {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			_, err := d.kv.Get(ctx, keys[i])
-			switch {
-			case err == nil:
-				seen[i] = true
-			case errors.Is(err, natsjs.ErrKeyNotFound):
-			default:
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = fmt.Errorf("dedupe lookup: %w", err)
-				}
-				mu.Unlock()
-			}
-		}(i)
+	found, err := d.store.Seen(lookup, now)
+	if err != nil {
+		return nil, fmt.Errorf("dedupe lookup: %w", err)
 	}
-	wg.Wait()
-	return seen, firstErr
+	for j, i := range todo {
+		seen[i] = found[j]
+	}
+	return seen, nil
 }
 
-// add puts keys in the filter (they are recorded as seen now).
+// add indexes keys of events this replica just stored.
 func (d *Dedupe) add(keys []string) {
 	now := time.Now()
-	for _, k := range keys {
-		d.filter.Add(k, now)
-	}
-}
-
-// records are the KV puts that record keys (empty values: the key is
-// the record).
-func (d *Dedupe) records(keys []string) []*nats.Msg {
-	msgs := make([]*nats.Msg, len(keys))
-	structs := make([]nats.Msg, len(keys))
+	bk := make([][]byte, len(keys))
 	for i, k := range keys {
-		structs[i].Subject = d.prefix + k
-		msgs[i] = &structs[i]
+		d.filter.Add(k, now)
+		bk[i] = []byte(k)
 	}
-	return msgs
+	if err := d.store.Add(bk, now, 0); err != nil {
+		d.logger.Error("ingest: dedupe store write failed; the stream consumer indexes these ids", "ids", len(keys), "err", err)
+	}
 }

@@ -4,10 +4,8 @@ package events
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,21 +28,22 @@ var ErrUnavailable = errors.New("event store unavailable")
 // DefaultPublishTimeout bounds how long a request waits for JetStream.
 const DefaultPublishTimeout = 5 * time.Second
 
-// Publisher stores events of a source in EVENTS, one message per event,
-// dropping messageIds already accepted within the dedupe window.
+// Publisher stores the events of a source in EVENTS, dropping messageIds
+// already accepted within the dedupe window. A request's events are stored
+// as one message: the event itself when there is one, otherwise a pack
+// (jetstream.PackMsg), split only when it would exceed
+// jetstream.MaxPackBytes. JetStream's work and memory are per message, so
+// a 100-event batch costs about what a single track call costs.
 type Publisher struct {
 	JS natsjs.JetStream
 	// Dedupe, when set, drops messageIds seen within its window (24 h);
-	// without it only the stream's short duplicate window applies.
+	// without it only the stream's short duplicate window applies (to
+	// single-event messages, whose Nats-Msg-Id is the messageId).
 	Dedupe *Dedupe
 	// Timeout bounds one Publish call (default DefaultPublishTimeout).
 	Timeout time.Duration
-	// Logger reports dedupe records that could not be written (default:
-	// slog.Default()).
-	Logger *slog.Logger
 
-	duplicates   atomic.Int64
-	markFailures atomic.Int64
+	duplicates atomic.Int64
 
 	ackOnce sync.Once
 	acks    *acker
@@ -53,10 +52,6 @@ type Publisher struct {
 
 // Duplicates counts the events dropped as duplicates since start.
 func (p *Publisher) Duplicates() int64 { return p.duplicates.Load() }
-
-// MarkFailures counts the dedupe records (one per stored event) that
-// JetStream did not confirm since start; see Publish.
-func (p *Publisher) MarkFailures() int64 { return p.markFailures.Load() }
 
 func (p *Publisher) acker() (*acker, error) {
 	p.ackOnce.Do(func() {
@@ -70,23 +65,18 @@ func (p *Publisher) acker() (*acker, error) {
 	return p.acks, p.ackErr
 }
 
-// Publish stores evs and returns only when JetStream acknowledged every one
-// that is not a duplicate; otherwise it returns an error wrapping
+// Publish stores evs and returns only when JetStream acknowledged every
+// message holding them; otherwise it returns an error wrapping
 // ErrUnavailable.
 //
 // Order (what makes a failure part way safe): 1. drop ids repeated within
-// the request and ids the dedupe bucket holds; 2. publish the rest to
-// EVENTS with Nats-Msg-Id = messageId (asynchronously, in one group whose
-// acknowledgements are counted) and wait for every ack; 3. only then add
-// their ids to the in-memory filter and send their records to the dedupe
-// bucket, without waiting for those acks: the answer does not wait for
-// them. An id is therefore never recorded unless its event is stored, so a
-// retry after a failure is never dropped wrongly (a drop needs the KV
-// record, read back by a get). A record still in flight, or one that
-// failed (counted in MarkFailures and logged), only means that a
-// duplicate arriving meanwhile is looked up, not found and published
-// again; the stream's duplicate window (Nats-Msg-Id, 10 min) still absorbs
-// it, exactly as it absorbs a concurrent duplicate on another replica.
+// the request, reserve the rest against concurrent requests of this
+// replica (Dedupe.claim), and drop ids the dedupe index holds; 2. publish
+// the rest and wait for every acknowledgement; 3. index their ids. The
+// stored message itself carries its ids, so an id is recorded exactly when
+// its event is stored: a retry after a failure is never dropped wrongly,
+// and a retry of a stored event is dropped by every replica once its
+// index consumer has read the message.
 func (p *Publisher) Publish(ctx context.Context, workspaceID, sourceID string, evs []tracking.Event) error {
 	return p.PublishReporting(ctx, workspaceID, sourceID, evs, nil)
 }
@@ -116,10 +106,14 @@ func (p *Publisher) PublishReporting(ctx context.Context, workspaceID, sourceID 
 	var keys []string
 	if p.Dedupe != nil {
 		keys = make([]string, len(evs))
-		wsKey := base64.RawURLEncoding.EncodeToString([]byte(workspaceID)) + "."
 		for i, ev := range evs {
-			keys[i] = wsKey + base64.RawURLEncoding.EncodeToString([]byte(ev.MessageID))
+			keys[i] = Key(workspaceID, ev.MessageID)
 		}
+		release, err := p.Dedupe.claim(ctx, keys)
+		if err != nil {
+			return errors.Join(ErrUnavailable, err)
+		}
+		defer release()
 		seen, err := p.Dedupe.Seen(ctx, keys)
 		if err != nil {
 			return errors.Join(ErrUnavailable, err)
@@ -148,73 +142,59 @@ func (p *Publisher) PublishReporting(ctx context.Context, workspaceID, sourceID 
 		))
 	defer span.End()
 	msgs := eventMsgs(ctx, subject, workspaceID, sourceID, evs)
-	if err := acks.publish(ctx, msgs, nil); err != nil {
+	span.SetAttributes(attribute.Int("switchyard.stream.messages", len(msgs)))
+	if err := acks.publish(ctx, msgs); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		return errors.Join(ErrUnavailable, err)
 	}
 	if p.Dedupe != nil {
 		p.Dedupe.add(keys)
-		err := acks.publish(ctx, p.Dedupe.records(keys), func(failed int, first string) {
-			if failed > 0 {
-				p.markFailed(failed, first)
-			}
-		})
-		if err != nil {
-			p.markFailed(len(keys), err.Error())
-		}
 	}
 	return nil
-}
-
-func (p *Publisher) markFailed(n int, why string) {
-	p.markFailures.Add(int64(n))
-	l := p.Logger
-	if l == nil {
-		l = slog.Default()
-	}
-	l.Warn("ingest: dedupe records not written; duplicates of these events are dropped only within the stream's duplicate window", "records", n, "err", why)
 }
 
 // tracerName is the instrumentation scope of the publish span.
 const tracerName = "github.com/switchyardhq/switchyard/services/ingest/internal/events"
 
-// eventMsgs builds one EVENTS message per event: the routing headers of
-// jetstream.NewMsg and the trace context of ctx, whose header values are
-// computed once and shared by the messages (nats.go only reads them).
+// eventMsgs builds the EVENTS messages of one request's events: one
+// single-event message when there is one event, otherwise packs of
+// consecutive events, each within jetstream.MaxPackBytes of events and
+// jetstream.MaxPackIndexBytes of index. Every
+// message carries the routing headers and the trace context of ctx.
 func eventMsgs(ctx context.Context, subject, ws, src string, evs []tracking.Event) []*nats.Msg {
 	tc := nats.Header{}
 	jetstream.InjectContext(ctx, tc)
-	wsV, srcV := []string{ws}, []string{src}
-	types := map[string][]string{}
-	msgs := make([]*nats.Msg, len(evs))
-	structs := make([]nats.Msg, len(evs))
-	for i, ev := range evs {
-		typ, ok := types[ev.Type]
-		if !ok {
-			typ = []string{ev.Type}
-			types[ev.Type] = typ
-		}
-		id := []string{ev.MessageID}
-		h := make(nats.Header, 5+len(tc))
-		h[jetstream.HeaderMsgID] = id
-		h[jetstream.HeaderMessageID] = id
-		if ws != "" {
-			h[jetstream.HeaderWorkspace] = wsV
-		}
-		if src != "" {
-			h[jetstream.HeaderSource] = srcV
-		}
-		if ev.Type != "" {
-			h[jetstream.HeaderEventType] = typ
-		}
-		for k, v := range tc {
-			h[k] = v
-		}
-		m := &structs[i]
-		m.Subject, m.Data, m.Header = subject, ev.JSON, h
-		msgs[i] = m
+	h := jetstream.Headers{Workspace: ws, Source: src}
+	if len(evs) == 1 {
+		h.MsgID, h.EventType = evs[0].MessageID, evs[0].Type
+		msg := jetstream.NewMsg(ctx, subject, evs[0].JSON, h)
+		return []*nats.Msg{msg}
 	}
+	var msgs []*nats.Msg
+	packed := make([]jetstream.PackedEvent, 0, len(evs))
+	size, index := 0, 0
+	flush := func() {
+		if len(packed) == 1 {
+			one := h
+			one.MsgID, one.EventType = packed[0].MessageID, packed[0].Type
+			msgs = append(msgs, jetstream.NewMsg(ctx, subject, packed[0].JSON, one))
+		} else if len(packed) > 1 {
+			msgs = append(msgs, jetstream.PackMsg(subject, h, tc, packed))
+		}
+		packed, size, index = packed[len(packed):], 0, 0
+	}
+	for _, ev := range evs {
+		pe := jetstream.PackedEvent{MessageID: ev.MessageID, Type: ev.Type, JSON: ev.JSON}
+		entry := jetstream.PackIndexEntrySize(pe)
+		if size > 0 && (size+len(ev.JSON)+1 > jetstream.MaxPackBytes || index+entry > jetstream.MaxPackIndexBytes) {
+			flush()
+		}
+		packed = append(packed, pe)
+		size += len(ev.JSON) + 1
+		index += entry
+	}
+	flush()
 	return msgs
 }
 

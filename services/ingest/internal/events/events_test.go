@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,203 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestPublishStoresEveryEventWithItsHeaders(t *testing.T) {
+func TestPublishStoresARequestAsOneMessage(t *testing.T) {
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16, Dir: t.TempDir()}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dd.Close() })
+	p := &Publisher{JS: conn.JS, Dedupe: dd}
+	evs := trackEvents("h", 250)
+	if err := p.Publish(t.Context(), "ws-1", "src-1", evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(t.Context(), "ws-1", "src-1", trackEvents("single", 1)); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := conn.JS.Stream(t.Context(), streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a batch is one pack, in order, with the routing headers", func(t *testing.T) {
+		info, err := stream.Info(t.Context())
+		if err != nil || info.State.Msgs != 2 {
+			t.Fatalf("stream holds %d messages (%v), want 2", info.State.Msgs, err)
+		}
+		m, err := stream.GetMsg(t.Context(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := m.Header
+		ids := make([]string, len(evs))
+		for i, ev := range evs {
+			ids[i] = ev.MessageID
+		}
+		if m.Subject != streams.EventsSubject("ws-1", "src-1") || h.Get(jetstream.HeaderWorkspace) != "ws-1" || h.Get(jetstream.HeaderSource) != "src-1" ||
+			h.Get(jetstream.HeaderMsgID) != jetstream.PackID("ws-1", ids) || !jetstream.IsPack(h) {
+			t.Fatalf("pack: subject %s headers %v", m.Subject, h)
+		}
+		got, err := jetstream.UnpackData(h, m.Data)
+		if err != nil || len(got) != 250 {
+			t.Fatalf("unpack: %d events, %v", len(got), err)
+		}
+		for i, ev := range got {
+			if ev.MessageID != evs[i].MessageID || ev.Type != "track" || string(ev.JSON) != string(evs[i].JSON) {
+				t.Fatalf("event %d = %+v %s, want %+v %s", i, ev, ev.JSON, evs[i], evs[i].JSON)
+			}
+		}
+	})
+	t.Run("a single event keeps the one-event format", func(t *testing.T) {
+		m, err := stream.GetMsg(t.Context(), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := m.Header
+		if jetstream.IsPack(h) || h.Get(jetstream.HeaderMsgID) != "single-0" || h.Get(jetstream.HeaderMessageID) != "single-0" || h.Get(jetstream.HeaderEventType) != "track" ||
+			string(m.Data) != string(trackEvents("single", 1)[0].JSON) {
+			t.Fatalf("single: headers %v data %s", h, m.Data)
+		}
+	})
+	t.Run("a repeat is dropped at once by the replica that stored it", func(t *testing.T) {
+		if err := p.Publish(t.Context(), "ws-1", "src-1", trackEvents("h", 3)); err != nil {
+			t.Fatal(err)
+		}
+		if p.Duplicates() != 3 {
+			t.Errorf("Duplicates %d, want 3", p.Duplicates())
+		}
+		if n, _ := stream.Info(t.Context()); n.State.Msgs != 2 {
+			t.Errorf("stream holds %d messages, want still 2", n.State.Msgs)
+		}
+	})
+	t.Run("another replica indexes the stream and drops the repeat too", func(t *testing.T) {
+		other, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16, Dir: t.TempDir()}, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { _ = other.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done; _ = other.Close() }()
+		waitFor(t, "the other replica's index to catch up", other.Filter().Warm)
+		op := &Publisher{JS: conn.JS, Dedupe: other}
+		batch := append(trackEvents("h", 2), trackEvents("single", 1)[0], trackEvents("new", 1)[0])
+		if err := op.Publish(t.Context(), "ws-1", "src-1", batch); err != nil {
+			t.Fatal(err)
+		}
+		if op.Duplicates() != 3 {
+			t.Errorf("Duplicates %d, want 3 (h-0, h-1, single-0)", op.Duplicates())
+		}
+		m, err := stream.GetMsg(t.Context(), 3)
+		if err != nil || m.Header.Get(jetstream.HeaderMessageID) != "new-0" {
+			t.Fatalf("third message: %v %v, want the single event new-0", err, m)
+		}
+		// Another workspace's identical messageId is a different event.
+		if err := op.Publish(t.Context(), "ws-2", "src-1", trackEvents("h", 1)); err != nil || op.Duplicates() != 3 {
+			t.Fatalf("ws-2 h-0: %v, duplicates %d", err, op.Duplicates())
+		}
+	})
+}
+
+func TestPublishSplitsLargeRequestsIntoPacksThatFit(t *testing.T) {
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{JS: conn.JS}
+	// 2,500 events of ~1 KB: 2.5 MB, beyond one message (the server's
+	// max_payload is 1 MiB).
+	pad := strings.Repeat("x", 1000)
+	evs := make([]tracking.Event, 2500)
+	for i := range evs {
+		id := fmt.Sprintf("big-%04d", i)
+		evs[i] = tracking.Event{Type: "track", MessageID: id, JSON: []byte(`{"type":"track","messageId":"` + id + `","p":"` + pad + `"}`)}
+	}
+	if err := p.Publish(t.Context(), "ws", "src", evs); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := conn.JS.Stream(t.Context(), streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := stream.Info(t.Context())
+	if info.State.Msgs < 3 || info.State.Msgs > 5 {
+		t.Fatalf("%d messages, want 3-5 packs of at most %d bytes", info.State.Msgs, jetstream.MaxPackBytes)
+	}
+	var got []string
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Data) > jetstream.MaxPackBytes {
+			t.Errorf("pack %d: %d bytes", seq, len(m.Data))
+		}
+		evs, err := jetstream.UnpackData(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			got = append(got, ev.MessageID)
+		}
+	}
+	if len(got) != 2500 || got[0] != "big-0000" || got[2499] != "big-2499" {
+		t.Fatalf("stored %d events, first %q last %q", len(got), got[0], got[len(got)-1])
+	}
+	for i, id := range got {
+		if id != fmt.Sprintf("big-%04d", i) {
+			t.Fatalf("event %d is %s: order lost", i, id)
+		}
+	}
+}
+
+func TestPublishKeepsEachPackIndexWithinJetStreamsHeaderLimit(t *testing.T) {
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{JS: conn.JS}
+	// 2,500 small events with 100-character messageIds (some needing JSON
+	// escapes): the index, not the body, decides the split.
+	evs := make([]tracking.Event, 2500)
+	for i := range evs {
+		id := fmt.Sprintf("%04d\"<&>", i) + strings.Repeat("i", 93)
+		evs[i] = tracking.Event{Type: "track", MessageID: id, JSON: []byte(`{"type":"track"}`)}
+	}
+	if err := p.Publish(t.Context(), "ws", "src", evs); err != nil {
+		t.Fatalf("JetStream refused a pack: %v", err)
+	}
+	stream, _ := conn.JS.Stream(t.Context(), streams.Events)
+	info, _ := stream.Info(t.Context())
+	n := 0
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := len(m.Header.Get(jetstream.HeaderPack)); l > jetstream.MaxPackIndexBytes {
+			t.Errorf("pack %d: index of %d bytes", seq, l)
+		}
+		got, err := jetstream.UnpackData(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range got {
+			if ev.MessageID != evs[n].MessageID {
+				t.Fatalf("event %d: %q, want %q", n, ev.MessageID, evs[n].MessageID)
+			}
+			n++
+		}
+	}
+	if n != 2500 || info.State.Msgs < 2 {
+		t.Fatalf("%d events in %d messages", n, info.State.Msgs)
+	}
+}
+
+func TestConcurrentRequestsWithTheSameIDStoreItOnce(t *testing.T) {
 	_, conn := testenv.NATS(t)
 	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
 		t.Fatal(err)
@@ -48,60 +245,38 @@ func TestPublishStoresEveryEventWithItsHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dd.Filter().SetWarm(true)
-	p := &Publisher{JS: conn.JS, Dedupe: dd, Logger: quietLogger()}
-	evs := trackEvents("h", 250)
-	if err := p.Publish(t.Context(), "ws-1", "src-1", evs); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { _ = dd.Close() })
+	p := &Publisher{JS: conn.JS, Dedupe: dd}
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			// Every request shares "same" and has one id of its own.
+			evs := append(trackEvents("same", 1), trackEvents(fmt.Sprintf("own%d", i), 1)...)
+			errs <- p.Publish(t.Context(), "ws", "src", evs)
+		}()
 	}
-	stream, err := conn.JS.Stream(t.Context(), streams.Events)
-	if err != nil {
-		t.Fatal(err)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Run("one message per event, in order, with the routing headers", func(t *testing.T) {
-		info, err := stream.Info(t.Context())
-		if err != nil || info.State.Msgs != 250 {
-			t.Fatalf("stream holds %d messages (%v), want 250", info.State.Msgs, err)
-		}
-		for seq := uint64(1); seq <= 250; seq++ {
-			m, err := stream.GetMsg(t.Context(), seq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := evs[seq-1]
-			h := m.Header
-			if m.Subject != streams.EventsSubject("ws-1", "src-1") || string(m.Data) != string(want.JSON) ||
-				h.Get(jetstream.HeaderMsgID) != want.MessageID || h.Get(jetstream.HeaderMessageID) != want.MessageID ||
-				h.Get(jetstream.HeaderWorkspace) != "ws-1" || h.Get(jetstream.HeaderSource) != "src-1" || h.Get(jetstream.HeaderEventType) != "track" {
-				t.Fatalf("message %d: subject %s headers %v data %s", seq, m.Subject, h, m.Data)
-			}
-		}
-	})
-	t.Run("the dedupe records land after the answer, and a repeat is then dropped", func(t *testing.T) {
-		kv, err := conn.JS.KeyValue(t.Context(), DedupeBucket)
+	stream, _ := conn.JS.Stream(t.Context(), streams.Events)
+	info, _ := stream.Info(t.Context())
+	count := map[string]int{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the 250 dedupe records", func() bool {
-			_, err := kv.Get(t.Context(), Key("ws-1", "h-249"))
-			return err == nil
-		})
-		if err := p.Publish(t.Context(), "ws-1", "src-1", trackEvents("h", 3)); err != nil {
-			t.Fatal(err)
+		evs, _ := jetstream.UnpackData(m.Header, m.Data)
+		for _, ev := range evs {
+			count[ev.MessageID]++
 		}
-		if p.Duplicates() != 3 || p.MarkFailures() != 0 {
-			t.Errorf("Duplicates %d MarkFailures %d, want 3 and 0", p.Duplicates(), p.MarkFailures())
-		}
-	})
-	t.Run("a dedupe record JetStream refuses is counted, the events are stored", func(t *testing.T) {
-		if err := conn.JS.DeleteKeyValue(t.Context(), DedupeBucket); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Publish(t.Context(), "ws-1", "src-1", trackEvents("nokv", 2)); err != nil {
-			t.Fatalf("events must be stored without the dedupe bucket: %v", err)
-		}
-		waitFor(t, "2 mark failures", func() bool { return p.MarkFailures() == 2 })
-	})
+	}
+	if count["same-0"] != 1 || len(count) != n+1 || p.Duplicates() != n-1 {
+		t.Fatalf("stored %v, duplicates %d; want same-0 once and %d own ids", count, p.Duplicates(), n)
+	}
 }
 
 func TestPublishFailuresAnswerUnavailable(t *testing.T) {
@@ -120,6 +295,11 @@ func TestPublishFailuresAnswerUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := &Publisher{JS: conn.JS, Timeout: 2 * time.Second}
+		for i, ev := range trackEvents("fill", 5) {
+			if err := p.Publish(t.Context(), "ws", "src", []tracking.Event{ev}); err != nil {
+				t.Fatalf("message %d of 5: %v", i, err)
+			}
+		}
 		err := p.Publish(t.Context(), "ws", "src", trackEvents("full", 8))
 		if !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("err %v, want ErrUnavailable", err)

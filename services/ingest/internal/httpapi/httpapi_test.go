@@ -148,14 +148,26 @@ func (e *env) stored() []map[string]any {
 		if err != nil {
 			continue
 		}
-		var ev map[string]any
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			e.t.Fatal(err)
+		if m.Subject != "events."+ws+"."+src {
+			e.t.Errorf("message %d: subject %s", seq, m.Subject)
 		}
-		if m.Header.Get(natsjs.MsgIDHeader) != ev["messageId"] || m.Subject != "events."+ws+"."+src {
-			e.t.Errorf("message %d: subject %s, Nats-Msg-Id %q, messageId %v", seq, m.Subject, m.Header.Get(natsjs.MsgIDHeader), ev["messageId"])
+		packed, err := jetstream.UnpackData(m.Header, m.Data)
+		if err != nil {
+			e.t.Fatalf("message %d: %v", seq, err)
 		}
-		out = append(out, ev)
+		if !jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != packed[0].MessageID {
+			e.t.Errorf("message %d: Nats-Msg-Id %q, Switchyard-Message-Id %q", seq, m.Header.Get(natsjs.MsgIDHeader), packed[0].MessageID)
+		}
+		for _, p := range packed {
+			var ev map[string]any
+			if err := json.Unmarshal(p.JSON, &ev); err != nil {
+				e.t.Fatal(err)
+			}
+			if ev["messageId"] != p.MessageID || ev["type"] != p.Type {
+				e.t.Errorf("message %d event %d: messageId %v type %v, headers say %q %q", seq, p.Index, ev["messageId"], ev["type"], p.MessageID, p.Type)
+			}
+			out = append(out, ev)
+		}
 	}
 	return out
 }
@@ -356,34 +368,51 @@ func TestDedupe(t *testing.T) {
 			t.Errorf("Duplicates = %d, want 1", e.pub.Duplicates())
 		}
 	})
-	t.Run("dedupe survives a restart of Ingest (new filter, same bucket)", func(t *testing.T) {
-		resetStream()
+	t.Run("a new replica indexes the stream and drops what it holds", func(t *testing.T) {
+		// The stream now holds fresh-1 (the subtest before), not m-dup-0001.
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		dd, err := events.NewDedupe(t.Context(), e.js, events.DedupeOptions{Window: 24 * time.Hour, FilterBits: 1 << 16}, logger)
+		dir := t.TempDir()
+		dd, err := events.NewDedupe(t.Context(), e.js, events.DedupeOptions{Window: 24 * time.Hour, FilterBits: 1 << 16, Dir: dir}, logger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { _ = dd.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
 		deadline := time.Now().Add(10 * time.Second)
 		for !dd.Filter().Warm() {
 			if time.Now().After(deadline) {
-				t.Fatal("filter not warm after 10 s")
+				t.Fatal("index not caught up after 10 s")
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		if !dd.Filter().MayContain(events.Key(ws, "m-dup-0001"), time.Now()) {
-			t.Error("the replayed filter does not hold m-dup-0001")
-		}
 		pub := &events.Publisher{JS: e.js, Dedupe: dd}
-		evs := []tracking.Event{{Type: "track", MessageID: "m-dup-0001", JSON: []byte(order)}, {Type: "track", MessageID: "fresh-2", JSON: []byte(track("fresh-2"))}}
+		evs := []tracking.Event{{Type: "track", MessageID: "fresh-1", JSON: []byte(track("fresh-1"))}, {Type: "track", MessageID: "fresh-2", JSON: []byte(track("fresh-2"))}}
 		if err := pub.Publish(t.Context(), ws, src, evs); err != nil {
 			t.Fatal(err)
 		}
-		if ids := messageIDs(e.stored()); strings.Join(ids, ",") != "fresh-2" {
-			t.Errorf("stored %v, want only fresh-2", ids)
+		if ids := messageIDs(e.stored()); strings.Join(ids, ",") != "fresh-1,fresh-2" {
+			t.Errorf("stored %v, want fresh-1 (before) and fresh-2 only", ids)
+		}
+		cancel()
+		<-done
+		if err := dd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Restarted on the same directory, it remembers without the stream:
+		// the stream is replaced by an empty one.
+		resetStream()
+		dd, err = events.NewDedupe(t.Context(), e.js, events.DedupeOptions{Window: 24 * time.Hour, FilterBits: 1 << 16, Dir: dir}, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dd.Close()
+		pub = &events.Publisher{JS: e.js, Dedupe: dd}
+		if err := pub.Publish(t.Context(), ws, src, evs); err != nil {
+			t.Fatal(err)
+		}
+		if ids := messageIDs(e.stored()); len(ids) != 0 || pub.Duplicates() != 2 {
+			t.Errorf("after the restart: stored %v, duplicates %d; want nothing stored, 2 duplicates", ids, pub.Duplicates())
 		}
 	})
 }
@@ -393,17 +422,18 @@ func TestDedupeWindowExpires(t *testing.T) {
 	if r := e.do("POST", "/v1/track", []byte(track("short-1")), nil); r.status != 200 {
 		t.Fatalf("status %d", r.status)
 	}
-	kv, err := e.js.KeyValue(t.Context(), events.DedupeBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The 1 s window passes (the index compares the time an id was stored).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if _, err := kv.Get(t.Context(), events.Key(ws, "short-1")); err != nil {
+		seen, err := e.pub.Dedupe.Seen(t.Context(), []string{events.Key(ws, "short-1")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[0] {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("dedupe key still there 15 s after a 1 s window")
+			t.Fatal("short-1 still seen 15 s after a 1 s window")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -115,18 +115,27 @@ func (e *env) stored(t *testing.T) map[string]map[string]any {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ev map[string]any
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatalf("message %d is not JSON: %v", seq, err)
+		packed, err := jetstream.UnpackData(m.Header, m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
 		}
-		id, _ := ev["messageId"].(string)
-		if m.Subject != "events."+ws+"."+src || m.Header.Get(natsjs.MsgIDHeader) != id {
-			t.Errorf("message %d: subject %s, Nats-Msg-Id %q, messageId %q", seq, m.Subject, m.Header.Get(natsjs.MsgIDHeader), id)
+		if m.Subject != "events."+ws+"."+src || (!jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != packed[0].MessageID) {
+			t.Errorf("message %d: subject %s, Nats-Msg-Id %q", seq, m.Subject, m.Header.Get(natsjs.MsgIDHeader))
 		}
-		if _, dup := out[id]; dup {
-			t.Errorf("messageId %s stored twice", id)
+		for _, p := range packed {
+			var ev map[string]any
+			if err := json.Unmarshal(p.JSON, &ev); err != nil {
+				t.Fatalf("message %d event %d is not JSON: %v", seq, p.Index, err)
+			}
+			id, _ := ev["messageId"].(string)
+			if id != p.MessageID {
+				t.Errorf("message %d event %d: messageId %q, index says %q", seq, p.Index, id, p.MessageID)
+			}
+			if _, dup := out[id]; dup {
+				t.Errorf("messageId %s stored twice", id)
+			}
+			out[id] = ev
 		}
-		out[id] = ev
 	}
 	return out
 }

@@ -3,14 +3,7 @@
 package dev
 
 import (
-	"flag"
-	"fmt"
-	"io"
 	"net"
-	"net/netip"
-	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	ingestapp "github.com/switchyardhq/switchyard/services/ingest/app"
@@ -51,57 +44,23 @@ type Config struct {
 // ParseFlags parses `switchyard dev` flags; getenv supplies the environment.
 func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	var c Config
-	fs := flag.NewFlagSet("switchyard dev", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("switchyard dev")
 	fs.StringVar(&c.DataDir, "data-dir", ".switchyard", "directory for JetStream, the DuckDB warehouse and bootstrap.json")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listener: Tracking API, REST API, console, health, metrics")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listener")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
 	fs.StringVar(&c.NATSAddr, "nats-addr", "", "let the embedded NATS server listen on this TCP address (default: in-process only)")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
-	var trusted, blocked string
-	fs.StringVar(&c.Ingest.PublicURL, "public-url", "", "address SDKs reach Switchyard at, returned as apiHost by /v1/projects/{writeKey}/settings (default: the request's own host)")
-	fs.StringVar(&trusted, "trusted-proxies", "", "comma-separated IPs/CIDRs whose X-Forwarded-For sets the client IP")
-	fs.DurationVar(&c.Ingest.DedupeWindow, "dedupe-window", 24*time.Hour, "how long a messageId counts as seen")
-	fs.Float64Var(&c.Ingest.RateLimit, "rate-limit", 0, "per-source limit in events/s (0: none); over it the Tracking API answers 429")
-	fs.StringVar(&c.Ingest.GeoIPPath, "geoip-db", "", "MaxMind-format database; enables the sanctions policy (451)")
-	fs.StringVar(&blocked, "blocked-countries", "CU,IR,SY,KP", "ISO codes refused when --geoip-db is set")
+	addProcessFlags(fs, &c.LogLevel, &c.LogFormat, &c.ShutdownTimeout)
+	ingest := addIngestFlags(fs, &c.Ingest)
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", "", "SMTP server (host:port) for lifecycle emails; empty: emails are only logged")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", "switchyard@localhost", "sender address of lifecycle emails")
 	fs.StringVar(&c.SMTPUser, "smtp-user", "", "SMTP username (password: SWITCHYARD_SMTP_PASSWORD)")
 	fs.DurationVar(&c.LifecycleInterval, "lifecycle-interval", time.Minute, "time between source lifecycle sweeps (0: off)")
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(os.Stderr)
-			fmt.Fprintln(os.Stderr, "Usage: switchyard dev [flags]")
-			fs.PrintDefaults()
-		}
+	if err := parseFlagSet(fs, args); err != nil {
 		return c, err
 	}
-	for _, t := range strings.Split(trusted, ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(t)
-		if err != nil {
-			addr, aerr := netip.ParseAddr(t)
-			if aerr != nil {
-				return c, fmt.Errorf("--trusted-proxies: %q is not an IP or CIDR", t)
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
-		}
-		c.Ingest.TrustedProxies = append(c.Ingest.TrustedProxies, pfx)
-	}
-	for _, b := range strings.Split(blocked, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			c.Ingest.BlockedCountries = append(c.Ingest.BlockedCountries, strings.ToUpper(b))
-		}
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	if err := ingest.finish(); err != nil {
+		return c, err
 	}
 	c.AdminToken = getenv("SWITCHYARD_ADMIN_TOKEN")
 	c.WriteKey = getenv("SWITCHYARD_DEV_WRITE_KEY")
@@ -112,17 +71,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 // Validate reports every problem of the configuration at once.
 func (c Config) Validate() error {
 	var p config.Problems
-	if strings.TrimSpace(c.DataDir) == "" {
-		p.Addf("--data-dir must not be empty")
-	}
-	for name, addr := range map[string]string{"--http-addr": c.HTTPAddr, "--grpc-addr": c.GRPCAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			p.Addf("%s %q is not host:port: %v", name, addr, err)
-		}
-	}
-	if c.HTTPAddr == c.GRPCAddr && c.HTTPAddr != "" {
-		p.Addf("--http-addr and --grpc-addr must differ")
-	}
+	validateListeners(&p, c.DataDir, c.HTTPAddr, c.GRPCAddr)
 	if c.NATSAddr != "" {
 		if _, _, err := net.SplitHostPort(c.NATSAddr); err != nil {
 			p.Addf("--nats-addr %q is not host:port: %v", c.NATSAddr, err)
@@ -137,27 +86,8 @@ func (c Config) Validate() error {
 	if c.WriteKey != "" && len(c.WriteKey) < 8 {
 		p.Addf("SWITCHYARD_DEV_WRITE_KEY must be at least 8 characters")
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		p.Addf("--log-level %q must be debug, info, warn or error", c.LogLevel)
-	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		p.Addf("--log-format %q must be text or json", c.LogFormat)
-	}
-	if c.Ingest.DedupeWindow <= 0 {
-		p.Addf("--dedupe-window must be positive")
-	}
-	if c.Ingest.RateLimit < 0 {
-		p.Addf("--rate-limit must not be negative")
-	}
-	if u := c.Ingest.PublicURL; u != "" {
-		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			p.Addf("--public-url %q must be an http(s) URL such as https://events.example.com", u)
-		}
-	}
+	validateProcess(&p, c.LogLevel, c.LogFormat, c.ShutdownTimeout)
+	validateIngest(&p, c.Ingest)
 	if c.SMTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
 			p.Addf("--smtp-addr %q is not host:port: %v", c.SMTPAddr, err)
@@ -165,9 +95,6 @@ func (c Config) Validate() error {
 	}
 	if c.LifecycleInterval < 0 {
 		p.Addf("--lifecycle-interval must not be negative")
-	}
-	if c.ShutdownTimeout <= 0 {
-		p.Addf("--shutdown-timeout must be positive")
 	}
 	return p.Err()
 }

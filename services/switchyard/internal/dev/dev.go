@@ -32,7 +32,6 @@ import (
 	reverseetlapp "github.com/switchyardhq/switchyard/services/reverseetl/app"
 	"github.com/switchyardhq/switchyard/services/switchyard/internal/console"
 	warehouseapp "github.com/switchyardhq/switchyard/services/warehouse/app"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -69,6 +68,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer unlock()
 	r := app.NewRunner(logger)
+	defer startPprof(logger)()
 	// Everything acquired below is released by the runner's stops, or by
 	// this cleanup when start-up fails before the runner runs.
 	started := false
@@ -151,6 +151,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	watch := catalogwatch.New(catalogClient, logger.With("component", "config-watch"))
+	if cfg.Ingest.DedupeDir == "" {
+		cfg.Ingest.DedupeDir = filepath.Join(cfg.DataDir, "ingest-dedupe")
+	}
 	ingest, err := ingestapp.New(ctx, ingestapp.Params{Logger: logger, JS: conn.JS, Config: watch, Options: cfg.Ingest})
 	if err != nil {
 		return err
@@ -186,24 +189,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	httpSrv := &http.Server{
-		Handler:           otelhttp.NewHandler(routes(ingest.HTTPHandler(), mux, tel.MetricsHandler(), ready), "switchyard", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path })),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-	}
+	httpSrv := newHTTPServer(routes(ingest.HTTPHandler(), mux, tel.MetricsHandler(), ready), "switchyard")
 
-	r.Add("grpc", func(context.Context) error { return grpcSrv.Serve(grpcLis) }, func(ctx context.Context) error {
-		health.Shutdown()
-		done := make(chan struct{})
-		go func() { grpcSrv.GracefulStop(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			grpcSrv.Stop()
-		}
-		return nil
-	})
+	r.Add("grpc", func(context.Context) error { return grpcSrv.Serve(grpcLis) }, stopGRPC(grpcSrv, health))
 	r.Add("grpc-client", nil, func(context.Context) error { return cc.Close() })
 	r.Add("catalog", catalog.Run, nil)
 	r.Add("bootstrap", func(ctx context.Context) error {
@@ -222,12 +210,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	r.Add("delivery", delivery.Run, nil)
 	r.Add("warehouse", warehouse.Run, nil)
 	r.Add("reverseetl", reverseetl.Run, nil)
-	r.Add("http", func(context.Context) error {
-		if err := httpSrv.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, httpSrv.Shutdown)
+	r.Add("http", serveHTTP(httpSrv, httpLis), httpSrv.Shutdown)
 
 	started = true
 	return r.Run(ctx, cfg.ShutdownTimeout)
@@ -292,22 +275,7 @@ func bootstrap(ctx context.Context, client catalogv1.CatalogServiceClient, cfg C
 // routes is the one HTTP listener's routing table.
 func routes(tracking http.Handler, api http.Handler, metrics http.Handler, ready func() error) http.Handler {
 	m := http.NewServeMux()
-	m.Handle("/v1/", tracking)
-	m.Handle("/api/", gateway.BracketQuery(api))
-	m.Handle("GET /metrics", metrics)
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ready\n")
-	})
+	mountService(m, tracking, api, metrics, ready)
 	m.Handle("/", console.Handler())
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -359,6 +360,7 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 	}
 	first := true
 	size := w.settings.BatchSize
+	perMsg := 1.0 // events per message in the last fetch
 	for {
 		trigger := history.TriggerContinuous
 		if !continuous {
@@ -378,18 +380,23 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 			w.history.Start(trigger)
 		}
 		for {
-			msgs, err := fetch(ctx, cons, size, w.settings.BatchWait)
-			size = w.settings.NextBatchSize(len(msgs), pendingAfter(msgs))
+			// Sizes count events; a message holds one event or a pack of them, so the fetch asks
+			// for the number of messages that held size events in the last fetch.
+			msgs, err := fetch(ctx, cons, max(1, int(math.Ceil(float64(size)/perMsg))), w.settings.BatchWait)
 			if ctx.Err() != nil {
 				nakAll(msgs)
 				return nil
 			}
+			events := 0
 			if len(msgs) > 0 {
 				if running, since := w.history.Running(); !running || (continuous && time.Since(since) >= DefaultWindow) {
 					w.history.Start(trigger)
 				}
-				m.loadBatch(ctx, logger, ld, w, msgs)
+				if events = m.loadBatch(ctx, logger, ld, w, msgs); events > 0 {
+					perMsg = float64(events) / float64(len(msgs))
+				}
 			}
+			size = w.settings.NextBatchSize(events, uint64(float64(pendingAfter(msgs))*perMsg))
 			if err != nil {
 				w.history.DiscardCurrentIfEmpty()
 				w.history.Finish()
@@ -432,7 +439,7 @@ func fetch(ctx context.Context, cons natsjs.Consumer, batchSize int, maxWait tim
 	return msgs, err
 }
 
-// pendingAfter is how many events wait for the consumer after the last of msgs (from its delivery
+// pendingAfter is how many messages wait for the consumer after the last of msgs (from its delivery
 // metadata; 0 when unknown).
 func pendingAfter(msgs []natsjs.Msg) uint64 {
 	if len(msgs) == 0 {
@@ -470,7 +477,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // rest of the backlog waits in the stream; the history records why. When ctx ends first the
 // batch is nak'ed and redelivered to the next loader; the id primary key makes any reload
 // harmless.
-func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader.Loader, w *worker, msgs []natsjs.Msg) {
+func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader.Loader, w *worker, msgs []natsjs.Msg) (events int) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -497,10 +504,22 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 			_ = msg.Ack()
 			continue
 		}
+		// A message is one event or a pack of a request's events (jetstream.UnpackData).
+		evs, err := jetstream.UnpackData(msg.Headers(), msg.Data())
+		if err != nil {
+			// Not written by Ingest; nothing in it can be loaded. Recorded, never retried.
+			logger.Error("warehouse: message is not a valid event pack; dropped", "subject", msg.Subject(), "err", err)
+			w.history.Loaded(0, nil, 0, []string{"dropped a malformed event pack: " + err.Error()})
+			_ = msg.Ack()
+			continue
+		}
 		if _, ok := bySchema[slug]; !ok {
 			order = append(order, slug)
 		}
-		bySchema[slug] = append(bySchema[slug], msg.Data())
+		for _, ev := range evs {
+			bySchema[slug] = append(bySchema[slug], ev.JSON)
+		}
+		events += len(evs)
 		groups[slug] = append(groups[slug], msg)
 	}
 	for _, schemaName := range order {
@@ -508,9 +527,9 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 		wait := time.Second
 		for {
 			start := time.Now()
-			lctx, span := startLoadSpan(context.WithoutCancel(ctx), w.wh.GetId(), schemaName, groups[schemaName])
+			lctx, span := startLoadSpan(context.WithoutCancel(ctx), w.wh.GetId(), schemaName, groups[schemaName], len(evs))
 			res, err := ld.Load(lctx, schemaName, evs)
-			m.metrics.recordLoad(lctx, span, w.wh.GetId(), schemaName, groups[schemaName], err)
+			m.metrics.recordLoad(lctx, span, w.wh.GetId(), schemaName, groups[schemaName], len(evs), err)
 			span.End()
 			if err == nil {
 				rows := make(map[string]int64, len(res.Rows))
@@ -533,6 +552,7 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 			wait = min(2*wait, maxRetryWait)
 		}
 	}
+	return events
 }
 
 // kvStore keeps sync histories in the SyncsBucket KV bucket.

@@ -278,3 +278,67 @@ func TestIntervalScheduleWaitsForSyncNow(t *testing.T) {
 		return syncs[0].Trigger == history.TriggerManual && syncs[0].RowsPerTable["web_app.order_completed"] == 2 && !syncs[0].FinishedAt.IsZero(), fmt.Sprintf("%+v", syncs[0])
 	})
 }
+
+// publishPack stores the events of ids as one pack (as Ingest stores a batch request).
+func (e *env) publishPack(ids ...string) {
+	e.t.Helper()
+	evs := make([]jetstream.PackedEvent, len(ids))
+	for i, id := range ids {
+		evs[i] = jetstream.PackedEvent{MessageID: id, Type: "track", JSON: []byte(fmt.Sprintf(
+			`{"type":"track","messageId":%q,"userId":"u1","event":"Order Completed","receivedAt":"2024-05-01T10:00:00Z","properties":{"total":%d}}`, id, i))}
+	}
+	msg := jetstream.PackMsg(streams.EventsSubject(testWorkspace, testSource), jetstream.Headers{Workspace: testWorkspace, Source: testSource}, nil, evs)
+	if _, err := e.js.PublishMsg(e.t.Context(), msg); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func TestPacksAndSingleEventsLoadOnceOnBothEngines(t *testing.T) {
+	t.Parallel()
+	engines := map[string]*catalogv1.Warehouse{
+		"duckdb":   warehouse("wh-duck", catalogv1.WarehouseType_WAREHOUSE_TYPE_DUCKDB, map[string]any{"path": filepath.Join(t.TempDir(), "w.duckdb"), "batch_wait_ms": 50}),
+		"postgres": warehouse("wh-pg", catalogv1.WarehouseType_WAREHOUSE_TYPE_POSTGRES, map[string]any{"dsn": testenv.Postgres(t), "batch_size": 4}),
+	}
+	for name, wh := range engines {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			// A malformed pack (index and body disagree) is dropped with a notice; it must not block
+			// the events around it.
+			bad := jetstream.PackMsg(streams.EventsSubject(testWorkspace, testSource), jetstream.Headers{Workspace: testWorkspace, Source: testSource}, nil,
+				[]jetstream.PackedEvent{{MessageID: "x1", Type: "track", JSON: []byte(`{"a":1}`)}, {MessageID: "x2", Type: "track", JSON: []byte(`{"b":2}`)}})
+			bad.Data = []byte(`[{"a":1}]`)
+			e.publish("s1")
+			e.publishPack("p1", "p2", "p3")
+			if _, err := e.js.PublishMsg(t.Context(), bad); err != nil {
+				t.Fatal(err)
+			}
+			e.publishPack("p4", "p5", "p1", "s1", "p6", "p7") // p1 and s1 again: the id key keeps one row each
+			e.publishPack("p1", "p2", "p3")                   // a whole pack again (another request) stores nothing new
+			e.start(wh)
+			eventually(t, 20*time.Second, "8 distinct rows", func() (bool, string) {
+				n, err := e.count(wh.GetId(), "order_completed")
+				return err == nil && n == 8, fmt.Sprint(n, err)
+			})
+			eng, err := e.mgr.Engine(wh.GetId())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var total int64
+			if err := eng.DB().QueryRowContext(t.Context(), "SELECT total FROM web_app.order_completed WHERE id = 'p6'").Scan(&total); err != nil || total != 4 {
+				t.Fatalf("p6 total = %d, %v; want 4 (its pack position)", total, err)
+			}
+			eventually(t, 10*time.Second, "notice of the malformed pack", func() (bool, string) {
+				syncs, _ := e.mgr.Syncs(t.Context(), wh.GetId())
+				for _, s := range syncs {
+					for _, n := range s.Notices {
+						if strings.Contains(n, "malformed event pack") {
+							return true, ""
+						}
+					}
+				}
+				return false, fmt.Sprintf("%+v", syncs)
+			})
+		})
+	}
+}

@@ -38,7 +38,7 @@ func newInstruments() instruments {
 // startLoadSpan starts the span of one load, linked to the trace of every
 // event it carries (at most 128 links), so an event's trace leads to the
 // load that stored it.
-func startLoadSpan(ctx context.Context, warehouseID, schemaName string, msgs []natsjs.Msg) (context.Context, trace.Span) {
+func startLoadSpan(ctx context.Context, warehouseID, schemaName string, msgs []natsjs.Msg, events int) (context.Context, trace.Span) {
 	links := make([]trace.Link, 0, min(len(msgs), 128))
 	for _, msg := range msgs[:min(len(msgs), 128)] {
 		if sc := trace.SpanContextFromContext(jetstream.ExtractContext(context.Background(), msg)); sc.IsValid() {
@@ -50,12 +50,13 @@ func startLoadSpan(ctx context.Context, warehouseID, schemaName string, msgs []n
 		trace.WithAttributes(
 			attribute.String("switchyard.warehouse.id", warehouseID),
 			attribute.String("switchyard.warehouse.schema", schemaName),
-			attribute.Int("switchyard.events", len(msgs)),
+			attribute.Int("switchyard.events", events),
+			attribute.Int("messaging.batch.message_count", len(msgs)),
 		))
 }
 
 // recordLoad records a load's outcome on its span and in the metrics.
-func (in instruments) recordLoad(ctx context.Context, span trace.Span, warehouseID, schemaName string, msgs []natsjs.Msg, err error) {
+func (in instruments) recordLoad(ctx context.Context, span trace.Span, warehouseID, schemaName string, msgs []natsjs.Msg, events int, err error) {
 	wh := attribute.String("warehouse", warehouseID)
 	if err != nil {
 		span.RecordError(err)
@@ -64,7 +65,7 @@ func (in instruments) recordLoad(ctx context.Context, span trace.Span, warehouse
 		return
 	}
 	in.loads.Add(ctx, 1, metric.WithAttributes(wh, attribute.String("status", "committed")))
-	in.events.Add(ctx, int64(len(msgs)), metric.WithAttributes(wh, attribute.String("schema", schemaName)))
+	in.events.Add(ctx, int64(events), metric.WithAttributes(wh, attribute.String("schema", schemaName)))
 	oldest := time.Now()
 	for _, msg := range msgs {
 		if md, err := msg.Metadata(); err == nil && md.Timestamp.Before(oldest) {
