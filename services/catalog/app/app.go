@@ -77,7 +77,12 @@ func (s *Service) RegisterGateway(ctx context.Context, mux *runtime.ServeMux, co
 }
 
 // Run mirrors the store and runs the source lifecycle until ctx is done.
+// When it returns, WatchConfig streams end (Unavailable) and new ones are
+// refused: the gRPC server, stopped after the catalog, then stops at once
+// instead of waiting for remote watchers (a `switchyard ingest` process)
+// until its shutdown timeout.
 func (s *Service) Run(ctx context.Context) error {
+	defer s.srv.StopWatches()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.cat.Run(ctx) })
 	if !s.lifecycle.Off {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
 	"github.com/switchyardhq/switchyard/services/catalog/internal/catalog"
@@ -26,12 +27,26 @@ type Server struct {
 	catalogv1.UnimplementedCatalogServiceServer
 	cat    *catalog.Catalog
 	logger *slog.Logger
+
+	// stopping is closed by StopWatches.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns the gRPC server of cat.
 func New(cat *catalog.Catalog, logger *slog.Logger) *Server {
-	return &Server{cat: cat, logger: logger}
+	return &Server{cat: cat, logger: logger, stopping: make(chan struct{})}
 }
+
+// StopWatches ends every WatchConfig stream and refuses new ones, both
+// with Unavailable (watchers reconnect with backoff and keep their last
+// snapshot meanwhile). It is called when the catalog stops following its
+// store, before the gRPC server stops: an open stream would otherwise keep
+// GracefulStop waiting until the shutdown timeout.
+func (s *Server) StopWatches() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+// errStopping is the status of a WatchConfig stream the catalog ended.
+var errStopping = status.Error(codes.Unavailable, "CATALOG_STOPPING", "the catalog is shutting down; reconnect later", nil)
 
 // toStatus is the single domain-error → gRPC-status conversion of Catalog.
 func toStatus(err error) error {
@@ -450,21 +465,46 @@ func (s *Server) BootstrapWorkspace(ctx context.Context, req *catalogv1.Bootstra
 // WatchConfig implements the internal streaming RPC: a snapshot now and one
 // after every change. Changes that happen while a send is in flight are
 // coalesced into the next snapshot, so a slow watcher never blocks writers.
+// The stream ends with Unavailable when the catalog stops (StopWatches).
 func (s *Server) WatchConfig(_ *catalogv1.WatchConfigRequest, stream grpc.ServerStreamingServer[catalogv1.WatchConfigResponse]) error {
-	ctx := stream.Context()
-	if err := s.cat.WaitReady(ctx); err != nil {
-		return err
+	select {
+	case <-s.stopping:
+		return errStopping
+	default:
 	}
-	changed, cancel := s.cat.Subscribe()
+	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := s.cat.WaitReady(ctx); err != nil {
+		return s.watchEnd(err)
+	}
+	changed, unsubscribe := s.cat.Subscribe()
+	defer unsubscribe()
 	for {
 		if err := stream.Send(&catalogv1.WatchConfigResponse{Snapshots: s.cat.Snapshots()}); err != nil {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return s.watchEnd(nil)
 		case <-changed:
 		}
+	}
+}
+
+// watchEnd is what WatchConfig returns once its context is done: err (nil
+// when the watcher left), or errStopping when the catalog is stopping.
+func (s *Server) watchEnd(err error) error {
+	select {
+	case <-s.stopping:
+		return errStopping
+	default:
+		return err
 	}
 }

@@ -20,7 +20,7 @@ const (
 	ReasonRetryable = "retryable_status"  // 408, 423, 429 or 5xx other than 501
 	ReasonTimeout   = "timeout"           // no answer within the delivery timeout
 	ReasonNetwork   = "network"           // connection refused/reset, DNS, …
-	ReasonInvalid   = "invalid_payload"   // the event cannot be turned into a request
+	ReasonInvalid   = "invalid_payload"   // the event cannot be turned into a request that can be sent
 	ReasonExhausted = "retries_exhausted" // still failing when the retry window closed
 )
 
@@ -138,12 +138,19 @@ func redactURL(u string) string {
 
 // DoHTTP sends req (whose body is body) and returns nil for a 2xx answer,
 // otherwise a classified *Failure. Redirects are not followed (the client
-// of Config.HTTP stops at them), so a 3xx is a final failure.
+// of Config.HTTP stops at them), so a 3xx is a final failure. A request
+// that cannot be sent as built (CheckRequest) is a final invalid_payload
+// failure without any attempt: the client would refuse it before
+// connecting, on every attempt, with an error that looks like a network
+// error.
 func DoHTTP(ctx context.Context, client *http.Client, req *http.Request, body []byte) ([]byte, error) {
 	req = req.WithContext(ctx)
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if err := CheckRequest(req); err != nil {
+		return nil, &Failure{Retryable: false, Reason: ReasonInvalid, Request: RequestSummary(req, body), Err: fmt.Errorf("build request: %w", err)}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		reason := ReasonNetwork

@@ -1,6 +1,7 @@
 package dedupe
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -256,6 +257,48 @@ func (s *Store) appliedLocked() uint64 {
 		_ = closer.Close()
 	}
 	return best
+}
+
+// Scan calls fn with every key recorded within the window before now and
+// the time it was recorded (newest generation last, so a key recorded
+// again is reported with its latest time last). It stops at ctx's end.
+func (s *Store) Scan(ctx context.Context, now time.Time, fn func(key []byte, at time.Time)) error {
+	s.mu.RLock()
+	gens := slices.Clone(s.gens)
+	s.mu.RUnlock()
+	slices.Reverse(gens)
+	for _, g := range gens {
+		it, err := g.db.NewIter(nil)
+		if err != nil {
+			return fmt.Errorf("dedupe store: %w", err)
+		}
+		n := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) > 0 && k[0] == 0 { // the applied sequence
+				continue
+			}
+			v := it.Value()
+			if len(v) != 8 {
+				continue
+			}
+			at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			if now.Sub(at) < s.o.Window {
+				fn(k, at)
+			}
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				break
+			}
+		}
+		err = errors.Join(it.Error(), it.Close())
+		if err != nil {
+			return fmt.Errorf("dedupe store: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Flush writes the memtables to disk (the store survives a restart up to

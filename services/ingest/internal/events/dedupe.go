@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -47,6 +48,9 @@ type Dedupe struct {
 	filter *dedupe.Filter
 	window time.Duration
 	logger *slog.Logger
+
+	// loaded is set once the store's ids were added to the filter.
+	loaded atomic.Bool
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{}
@@ -95,6 +99,22 @@ func Key(workspaceID, messageID string) string { return workspaceID + "\x00" + m
 // the consumer fails the filter goes cold (every id is looked up in the
 // store) and the consumer restarts.
 func (d *Dedupe) Run(ctx context.Context) error {
+	// The filter starts empty: it may only answer "never seen" once it
+	// holds every id of the store (until then every id is looked up).
+	start := time.Now()
+	n := 0
+	if err := d.store.Scan(ctx, start, func(k []byte, at time.Time) {
+		d.filter.Add(string(k), at)
+		n++
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.logger.Warn("ingest: dedupe index not loaded into the filter; every messageId is looked up", "err", err)
+	} else {
+		d.loaded.Store(true)
+		d.logger.Info("ingest: dedupe index loaded", "ids", n, "took", time.Since(start).Round(time.Millisecond))
+	}
 	for {
 		err := d.tail(ctx)
 		d.filter.SetWarm(false)
@@ -132,7 +152,7 @@ func (d *Dedupe) tail(ctx context.Context) error {
 	}
 	caughtUp := state.LastSeq <= applied
 	if caughtUp {
-		d.filter.SetWarm(true)
+		d.setWarm()
 	}
 	cons, err := d.js.OrderedConsumer(ctx, name, cfg)
 	if err != nil {
@@ -159,9 +179,17 @@ func (d *Dedupe) tail(ctx context.Context) error {
 		d.apply(msg, md)
 		if !caughtUp && md.NumPending == 0 {
 			caughtUp = true
-			d.filter.SetWarm(true)
+			d.setWarm()
 			d.logger.Info("ingest: dedupe index caught up with the stream", "seq", md.Sequence.Stream)
 		}
+	}
+}
+
+// setWarm lets the filter rule ids out: the stream consumer caught up and
+// the store's ids are in the filter.
+func (d *Dedupe) setWarm() {
+	if d.loaded.Load() {
+		d.filter.SetWarm(true)
 	}
 }
 

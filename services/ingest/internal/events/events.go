@@ -158,7 +158,8 @@ func (p *Publisher) PublishReporting(ctx context.Context, workspaceID, sourceID 
 const tracerName = "github.com/switchyardhq/switchyard/services/ingest/internal/events"
 
 // eventMsgs builds the EVENTS messages of one request's events: one
-// single-event message when there is one event, otherwise packs of
+// single-event message when there is one event (a pack of one when its
+// messageId or type cannot be a NATS header value), otherwise packs of
 // consecutive events, each within jetstream.MaxPackBytes of events and
 // jetstream.MaxPackIndexBytes of index. Every
 // message carries the routing headers and the trace context of ctx.
@@ -166,20 +167,20 @@ func eventMsgs(ctx context.Context, subject, ws, src string, evs []tracking.Even
 	tc := nats.Header{}
 	jetstream.InjectContext(ctx, tc)
 	h := jetstream.Headers{Workspace: ws, Source: src}
-	if len(evs) == 1 {
-		h.MsgID, h.EventType = evs[0].MessageID, evs[0].Type
-		msg := jetstream.NewMsg(ctx, subject, evs[0].JSON, h)
-		return []*nats.Msg{msg}
-	}
 	var msgs []*nats.Msg
 	packed := make([]jetstream.PackedEvent, 0, len(evs))
 	size, index := 0, 0
 	flush := func() {
-		if len(packed) == 1 {
+		if len(packed) == 1 && headerSafe(packed[0].MessageID) && headerSafe(packed[0].Type) {
 			one := h
 			one.MsgID, one.EventType = packed[0].MessageID, packed[0].Type
-			msgs = append(msgs, jetstream.NewMsg(ctx, subject, packed[0].JSON, one))
-		} else if len(packed) > 1 {
+			m := jetstream.NewMsg(ctx, subject, packed[0].JSON, one)
+			// JetStream's duplicate window is per stream: scope it to the
+			// workspace, as the dedupe index is.
+			m.Header.Set(jetstream.HeaderMsgID, ws+"/"+packed[0].MessageID)
+			msgs = append(msgs, m)
+		} else if len(packed) > 0 {
+			// A pack's index JSON-escapes what a header could not carry.
 			msgs = append(msgs, jetstream.PackMsg(subject, h, tc, packed))
 		}
 		packed, size, index = packed[len(packed):], 0, 0
@@ -214,4 +215,19 @@ func uniqueIDs(evs []tracking.Event) []tracking.Event {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// headerSafe reports whether s survives as a NATS header value unchanged:
+// not empty, no control characters (header lines end at CR/LF), no
+// leading or trailing white space (trimmed by the header parser).
+func headerSafe(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

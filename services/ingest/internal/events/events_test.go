@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ func TestPublishStoresARequestAsOneMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := m.Header
-		if jetstream.IsPack(h) || h.Get(jetstream.HeaderMsgID) != "single-0" || h.Get(jetstream.HeaderMessageID) != "single-0" || h.Get(jetstream.HeaderEventType) != "track" ||
+		if jetstream.IsPack(h) || h.Get(jetstream.HeaderMsgID) != "ws-1/single-0" || h.Get(jetstream.HeaderMessageID) != "single-0" || h.Get(jetstream.HeaderEventType) != "track" ||
 			string(m.Data) != string(trackEvents("single", 1)[0].JSON) {
 			t.Fatalf("single: headers %v data %s", h, m.Data)
 		}
@@ -139,6 +140,60 @@ func TestPublishStoresARequestAsOneMessage(t *testing.T) {
 			t.Fatalf("ws-2 h-0: %v, duplicates %d", err, op.Duplicates())
 		}
 	})
+}
+
+func TestMessageIDsAHeaderCannotCarryAreStoredExactly(t *testing.T) {
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dd.Close() })
+	p := &Publisher{JS: conn.JS, Dedupe: dd}
+	// Pairs a NATS header would turn into the same value (CR/LF become
+	// spaces, surrounding white space is trimmed): every one is a distinct
+	// messageId and must be stored, under its own id.
+	ids := []string{"nl\nx", "nl x", " lead", "lead", "trail\t", "trail", "crlf\r\nx", "crlf  x", "bell\u0007", "bell"}
+	for _, id := range ids {
+		ev := tracking.Event{Type: "track", MessageID: id, JSON: []byte(`{"type":"track","messageId":` + strconv.Quote(id) + `}`)}
+		before := p.Duplicates()
+		if err := p.Publish(t.Context(), "ws", "src", []tracking.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+		if p.Duplicates() != before {
+			t.Errorf("%q taken for a duplicate", id)
+		}
+	}
+	if p.Duplicates() != 0 {
+		t.Fatalf("%d distinct messageIds taken for duplicates", p.Duplicates())
+	}
+	stream, _ := conn.JS.Stream(t.Context(), streams.Events)
+	info, _ := stream.Info(t.Context())
+	var got []string
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := jetstream.UnpackData(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			got = append(got, ev.MessageID)
+		}
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("stored %q, want %d events", got, len(ids))
+	}
+	for i, id := range ids {
+		if got[i] != id {
+			t.Errorf("event %d stored as %q, want %q", i, got[i], id)
+		}
+	}
 }
 
 func TestPublishSplitsLargeRequestsIntoPacksThatFit(t *testing.T) {
@@ -321,4 +376,64 @@ func TestPublishFailuresAnswerUnavailable(t *testing.T) {
 			t.Fatalf("err %v, want ErrUnavailable", err)
 		}
 	})
+}
+
+// runDedupe opens a Dedupe on dir and runs it until the test ends or stop
+// is called; it returns once the filter is warm.
+func runDedupe(t *testing.T, conn *jetstream.Conn, dir string) (*Dedupe, func()) {
+	t.Helper()
+	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16, Dir: dir}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = dd.Run(ctx); close(done) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+			_ = dd.Close()
+		}
+	}
+	t.Cleanup(stop)
+	waitFor(t, "a warm filter", dd.Filter().Warm)
+	return dd, stop
+}
+
+func TestDedupeRemembersAcrossRestarts(t *testing.T) {
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dd, stop := runDedupe(t, conn, dir)
+	p := &Publisher{JS: conn.JS, Dedupe: dd}
+	if err := p.Publish(t.Context(), "ws", "src", trackEvents("r", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(t.Context(), "ws", "src", trackEvents("one", 1)); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer has read both messages: the restarted index resumes
+	// after them, so only what the store holds can drop the repeats.
+	waitFor(t, "the index to apply both messages", func() bool { return dd.Store().Applied() == 2 })
+	stop()
+
+	dd, _ = runDedupe(t, conn, dir)
+	p = &Publisher{JS: conn.JS, Dedupe: dd}
+	evs := trackEvents("r", 5)
+	evs[0], evs[4] = evs[4], evs[0] // another order: a different pack digest
+	if err := p.Publish(t.Context(), "ws", "src", append(evs, trackEvents("one", 1)...)); err != nil {
+		t.Fatal(err)
+	}
+	if p.Duplicates() != 6 {
+		t.Fatalf("after a restart %d of 6 repeats dropped", p.Duplicates())
+	}
+	stream, _ := conn.JS.Stream(t.Context(), streams.Events)
+	if info, _ := stream.Info(t.Context()); info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages, want 2", info.State.Msgs)
+	}
 }

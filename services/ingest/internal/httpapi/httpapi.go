@@ -85,6 +85,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no Tracking API endpoint %s", r.URL.Path))
 		return
 	}
+	if !h.Keys.Loaded() {
+		writeConfigUnavailable(w)
+		return
+	}
 	body, rerr := readBody(r)
 	if rerr != nil {
 		writeRequestError(w, rerr)
@@ -180,6 +184,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, response{Success: true, Rejected: req.Rejected, Warnings: req.Warnings})
 }
 
+// ConfigUnavailableMessage is the 503 (gRPC: Unavailable) message before
+// the write-key map received its first configuration from Catalog.
+const ConfigUnavailableMessage = "Switchyard is starting: the source configuration is not loaded yet; retry"
+
+// writeConfigUnavailable answers a request that needs the write-key map
+// before it is loaded: 503 + Retry-After, never a 4xx, which SDKs would
+// not retry (a valid key is not known yet, not unknown), and before the
+// body is read (nothing of it can be judged or stored yet).
+func writeConfigUnavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "config_unavailable", ConfigUnavailableMessage)
+}
+
 // StoreUnavailableMessage is the 503 (gRPC: Unavailable) message. A publish
 // that timed out may still have been stored, so it does not claim the
 // events were lost; a retry with the same messageIds is safe because
@@ -202,7 +219,9 @@ func (h *Handler) clientIP(r *http.Request) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	ip := ap.Addr().Unmap()
+	// Zones ("fe80::1%eth0") are local to a host, and an X-Forwarded-For
+	// one could be of any length: context.ip never carries one.
+	ip := ap.Addr().Unmap().WithZone("")
 	if !h.trusted(ip) {
 		return ip
 	}
@@ -215,7 +234,7 @@ func (h *Handler) clientIP(r *http.Request) netip.Addr {
 		if err != nil {
 			return ip
 		}
-		hop = hop.Unmap()
+		hop = hop.Unmap().WithZone("")
 		if !h.trusted(hop) {
 			return hop
 		}

@@ -155,7 +155,7 @@ func (e *env) stored() []map[string]any {
 		if err != nil {
 			e.t.Fatalf("message %d: %v", seq, err)
 		}
-		if !jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != packed[0].MessageID {
+		if !jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != ws+"/"+packed[0].MessageID {
 			e.t.Errorf("message %d: Nats-Msg-Id %q, Switchyard-Message-Id %q", seq, m.Header.Get(natsjs.MsgIDHeader), packed[0].MessageID)
 		}
 		for _, p := range packed {

@@ -11,7 +11,8 @@ import (
 // (segment-compat.md §3.1). Its integrations["Segment.io"].apiHost is
 // Switchyard's public address plus /v1 (no scheme), and protocol its
 // scheme, so the SDK sends its events back here. Unknown key: 404 (the
-// SDKs then abort loading, or fall back to their defaults).
+// SDKs then abort loading, or fall back to their defaults); before the
+// write-key map is loaded: 503 + Retry-After (no key is known yet).
 func (h *Handler) serveSettings(w http.ResponseWriter, r *http.Request, name string) {
 	rest := strings.TrimPrefix(name, "projects/")
 	key, tail, _ := strings.Cut(rest, "/")
@@ -21,6 +22,10 @@ func (h *Handler) serveSettings(w http.ResponseWriter, r *http.Request, name str
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
+		return
+	}
+	if !h.Keys.Loaded() {
+		writeConfigUnavailable(w)
 		return
 	}
 	key, err := url.PathUnescape(key)

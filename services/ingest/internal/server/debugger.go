@@ -9,6 +9,7 @@ import (
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
 	ingestv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/ingest/v1"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/debugger"
+	"github.com/switchyardhq/switchyard/services/ingest/internal/httpapi"
 	"github.com/switchyardhq/switchyard/services/internal/platform/auth"
 	"github.com/switchyardhq/switchyard/services/internal/platform/status"
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,10 @@ func (s *WithDebugger) ListSourceEvents(ctx context.Context, req *ingestv1.ListS
 	}
 	if req.GetSourceId() == "" {
 		return nil, status.InvalidField("INGEST_SOURCE_ID_REQUIRED", "sourceId", "sourceId is required")
+	}
+	if !s.Keys.Loaded() {
+		// Not NotFound: the source may well exist.
+		return nil, status.Error(codes.Unavailable, "INGEST_CONFIG_UNAVAILABLE", httpapi.ConfigUnavailableMessage, nil)
 	}
 	if catalogwatch.FindSource(s.Snapshots(), p.GetWorkspaceId(), req.GetSourceId()) == nil {
 		return nil, status.Error(codes.NotFound, "INGEST_SOURCE_NOT_FOUND", fmt.Sprintf("source %q not found", req.GetSourceId()), nil)

@@ -15,7 +15,9 @@ import (
 	"github.com/switchyardhq/switchyard/services/ingest/internal/httpapi"
 	"github.com/switchyardhq/switchyard/services/ingest/internal/tracking"
 	"github.com/switchyardhq/switchyard/services/internal/platform/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -28,7 +30,15 @@ type Server struct {
 	Logger    *slog.Logger
 }
 
-func (s *Server) resolve(writeKey string) (httpapi.SourceRef, error) {
+// resolve finds the source of a call's write key. Before the key map
+// received its first configuration no key can be judged: Unavailable (a
+// client retries it) with a retry-after header of 1 s, as the HTTP API's
+// 503 — never Unauthenticated for a key that may be valid.
+func (s *Server) resolve(ctx context.Context, writeKey string) (httpapi.SourceRef, error) {
+	if !s.Keys.Loaded() {
+		_ = grpc.SetHeader(ctx, metadata.Pairs("retry-after", "1"))
+		return httpapi.SourceRef{}, status.Error(codes.Unavailable, "INGEST_CONFIG_UNAVAILABLE", httpapi.ConfigUnavailableMessage, nil)
+	}
 	if writeKey == "" {
 		return httpapi.SourceRef{}, status.Error(codes.Unauthenticated, "INGEST_MISSING_WRITE_KEY", "write_key is required", nil)
 	}
@@ -99,7 +109,7 @@ func (s *Server) parse(ev *eventv1.Event, rpcType string) (tracking.Event, *trac
 }
 
 func (s *Server) one(ctx context.Context, writeKey string, ev *eventv1.Event, typ string) (string, error) {
-	ref, err := s.resolve(writeKey)
+	ref, err := s.resolve(ctx, writeKey)
 	if err != nil {
 		return "", err
 	}
@@ -159,7 +169,7 @@ func (s *Server) Alias(ctx context.Context, r *ingestv1.AliasRequest) (*ingestv1
 
 // Batch implements the RPC: valid events are stored, invalid ones listed.
 func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1.BatchResponse, error) {
-	ref, err := s.resolve(r.GetWriteKey())
+	ref, err := s.resolve(ctx, r.GetWriteKey())
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +181,10 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 	}
 	resp := &ingestv1.BatchResponse{}
 	var evs []tracking.Event
+	// The HTTP API's 500 KB per request, on the accepted events' Sizes (their
+	// JSON before enrichment; the server's fields add at most
+	// tracking.EnrichmentAllowance to each), refused as soon as it is over.
+	size := 0
 	for i, ev := range r.GetEvents() {
 		out, rej := s.parse(ev, "")
 		if rej != nil {
@@ -179,17 +193,12 @@ func (s *Server) Batch(ctx context.Context, r *ingestv1.BatchRequest) (*ingestv1
 		}
 		evs = append(evs, out)
 		resp.MessageIds = append(resp.MessageIds, out.MessageID)
+		if size += out.Size; size > tracking.MaxRequestBytes {
+			return nil, status.InvalidField("INGEST_REQUEST_TOO_LARGE", "events", fmt.Sprintf("the events are over %d bytes of JSON (%d bytes by event %d); send fewer events per request", tracking.MaxRequestBytes, size, i))
+		}
 	}
 	if len(evs) == 0 {
 		return nil, status.InvalidField("INGEST_NO_VALID_EVENTS", "events", "none of the events is valid; first: "+resp.Rejected[0].GetMessage())
-	}
-	// The HTTP API's 500 KB per request, measured on the events' JSON.
-	size := 0
-	for _, ev := range evs {
-		size += len(ev.JSON)
-	}
-	if size > tracking.MaxRequestBytes {
-		return nil, status.InvalidField("INGEST_REQUEST_TOO_LARGE", "events", fmt.Sprintf("the events are %d bytes of JSON; the limit per request is %d", size, tracking.MaxRequestBytes))
 	}
 	if err := s.store(ctx, ref, evs); err != nil {
 		return nil, err

@@ -48,12 +48,30 @@ type env struct {
 	client ingestv1.IngestServiceClient
 	stream natsjs.Stream
 	ns     *natsserver.Server
+	keys   *httpapi.Keys
+}
+
+// loadedKeys is a key map that received its configuration: an enabled and
+// a disabled source.
+func loadedKeys() *httpapi.Keys {
+	keys := &httpapi.Keys{}
+	keys.Update([]*catalogv1.ConfigSnapshot{{Sources: []*catalogv1.Source{
+		{Id: src, WorkspaceId: ws, Enabled: true, WriteKeys: []string{wk}},
+		{Id: "src-off", WorkspaceId: ws, Enabled: false, WriteKeys: []string{wkOff}},
+	}}})
+	return keys
 }
 
 // newEnv serves IngestService on a real TCP listener, built by the
 // platform's grpcserver (its status mapping included), over the real parser
-// and publisher on an embedded JetStream.
+// and publisher on an embedded JetStream, with loadedKeys.
 func newEnv(t *testing.T, cfg func(*natsjs.StreamConfig)) *env {
+	t.Helper()
+	return newEnvWithKeys(t, cfg, loadedKeys())
+}
+
+// newEnvWithKeys is newEnv over the given key map.
+func newEnvWithKeys(t *testing.T, cfg func(*natsjs.StreamConfig), keys *httpapi.Keys) *env {
 	t.Helper()
 	ns, conn := testenv.NATS(t)
 	sc := streams.EventsConfig(streams.DefaultOptions)
@@ -75,11 +93,6 @@ func newEnv(t *testing.T, cfg func(*natsjs.StreamConfig)) *env {
 	go func() { _ = dd.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	keys := &httpapi.Keys{}
-	keys.Update([]*catalogv1.ConfigSnapshot{{Sources: []*catalogv1.Source{
-		{Id: src, WorkspaceId: ws, Enabled: true, WriteKeys: []string{wk}},
-		{Id: "src-off", WorkspaceId: ws, Enabled: false, WriteKeys: []string{wkOff}},
-	}}})
 	var n atomic.Int64
 	parser := &tracking.Parser{Now: func() time.Time { return fixedNow }, NewID: func() string { return "gen-" + strconv.FormatInt(n.Add(1), 10) }}
 	srv, _ := grpcserver.New(grpcserver.Options{Logger: logger})
@@ -98,7 +111,7 @@ func newEnv(t *testing.T, cfg func(*natsjs.StreamConfig)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return &env{client: ingestv1.NewIngestServiceClient(cc), stream: stream, ns: ns}
+	return &env{client: ingestv1.NewIngestServiceClient(cc), stream: stream, ns: ns, keys: keys}
 }
 
 // stored returns the events on EVENTS by messageId, checking each
@@ -119,7 +132,7 @@ func (e *env) stored(t *testing.T) map[string]map[string]any {
 		if err != nil {
 			t.Fatalf("message %d: %v", seq, err)
 		}
-		if m.Subject != "events."+ws+"."+src || (!jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != packed[0].MessageID) {
+		if m.Subject != "events."+ws+"."+src || (!jetstream.IsPack(m.Header) && m.Header.Get(natsjs.MsgIDHeader) != ws+"/"+packed[0].MessageID) {
 			t.Errorf("message %d: subject %s, Nats-Msg-Id %q", seq, m.Subject, m.Header.Get(natsjs.MsgIDHeader))
 		}
 		for _, p := range packed {
@@ -275,7 +288,7 @@ func TestValidationErrors(t *testing.T) {
 		{"alias without previousId", "alias", &eventv1.Event{UserId: "u"}, "INGEST_MISSING_PREVIOUS_ID", "alias needs previousId and userId"},
 		{"alias without userId", "alias", &eventv1.Event{AnonymousId: "a", PreviousId: "p"}, "INGEST_MISSING_PREVIOUS_ID", "alias needs previousId and userId"},
 		{"messageId over 100 characters", "track", &eventv1.Event{UserId: "u", Event: "E", MessageId: strings.Repeat("m", 101)}, "INGEST_MESSAGE_ID_TOO_LONG", "messageId has 101 characters; the limit is 100"},
-		{"event over 32 KB", "track", &eventv1.Event{MessageId: "big-1", UserId: "u", Event: "E", Properties: mustStruct(t, map[string]any{"blob": big})}, "INGEST_EVENT_TOO_LARGE", "event is 32933 bytes; the limit is 32768"},
+		{"event over 32 KB", "track", &eventv1.Event{MessageId: "big-1", UserId: "u", Event: "E", Properties: mustStruct(t, map[string]any{"blob": big})}, "INGEST_EVENT_TOO_LARGE", "event is 32854 bytes; the limit is 32768"},
 		{"a type that is not the call's", "track", &eventv1.Event{Type: eventv1.EventType_EVENT_TYPE_IDENTIFY, UserId: "u", Event: "E"}, "INGEST_TYPE_MISMATCH", "event type identify does not match the track call"},
 		{"a type number outside the enum", "track", &eventv1.Event{Type: eventv1.EventType(42), UserId: "u", Event: "E"}, "INGEST_INVALID_TYPE", "type 42 is not one of identify, track, page, screen, group, alias"},
 		{"a NaN number", "track", &eventv1.Event{UserId: "u", Event: "E", Properties: &structpb.Struct{Fields: map[string]*structpb.Value{"x": structpb.NewNumberValue(math.NaN())}}},
@@ -372,7 +385,7 @@ func TestBatch(t *testing.T) {
 		{"an empty batch", nil, "INGEST_EMPTY_BATCH", "batch has no events"},
 		{"a batch without a valid event", []*eventv1.Event{{Type: eventv1.EventType_EVENT_TYPE_TRACK, UserId: "u"}}, "INGEST_NO_VALID_EVENTS", "none of the events is valid; first: track needs a non-blank event name"},
 		{"over 2,500 events", items(2501), "INGEST_BATCH_TOO_MANY_EVENTS", "batch has 2501 events; the limit is 2500"},
-		{"over 500 KB of events", large, "INGEST_REQUEST_TOO_LARGE", "the events are 543024 bytes of JSON; the limit per request is 512000"},
+		{"over 500 KB of events", large, "INGEST_REQUEST_TOO_LARGE", "the events are over 512000 bytes of JSON (541602 bytes by event 17); send fewer events per request"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is InvalidArgument "+tt.reason, func(t *testing.T) {

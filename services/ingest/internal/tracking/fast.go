@@ -56,6 +56,9 @@ type reqCtx struct {
 	sentTime   time.Time
 	sentOK     bool // readable
 	sentFastOK bool // readable by the fast path
+	// sentBytes is what the batch's sentAt adds to the Size of an item
+	// without one (batchShared.sentAt).
+	sentBytes int
 }
 
 func newReqCtx(p *Parser, meta Meta) *reqCtx {
@@ -181,11 +184,11 @@ func (f *fastState) fastTime(m *member) (t time.Time, readable, ok bool) {
 	return time.Time{}, false, true
 }
 
-// event builds one event from members ms of the object at raw, appending
-// its JSON to out. single: a single-event call whose path implies
+// event builds one event from members ms of an object of size bytes,
+// appending its JSON to out. single: a single-event call whose path implies
 // pathType (and whose writeKey is taken out). ok is false when the event
 // must take the full path; then out is returned unchanged.
-func (f *fastState) event(p *Parser, rc *reqCtx, ms []member, single bool, pathType string, out []byte) (ev Event, writeKey string, _ []byte, ok bool) {
+func (f *fastState) event(p *Parser, rc *reqCtx, ms []member, single bool, pathType string, size int, out []byte) (ev Event, writeKey string, _ []byte, ok bool) {
 	var fld [nFields]*member
 	for i := range ms {
 		if k := fieldOf(f.text(ms[i].key)); k >= 0 {
@@ -423,7 +426,10 @@ func (f *fastState) event(p *Parser, rc *reqCtx, ms []member, single bool, pathT
 	out = appendKey(out, []byte("messageId"))
 	out = appendJSONString(out, id)
 	out = append(out, '}')
-	return Event{Type: typ, MessageID: id, JSON: out[start:len(out):len(out)]}, writeKey, out, true
+	if sentM == &shared {
+		size += rc.sentBytes
+	}
+	return Event{Type: typ, MessageID: id, JSON: out[start:len(out):len(out)], Size: size}, writeKey, out, true
 }
 
 // objectMembers lists the members of the (already validated) object at v.
@@ -476,7 +482,7 @@ func (p *Parser) fastSingle(body []byte, pathType string, meta Meta) (*Request, 
 	}
 	f.top = ms
 	rc := newReqCtx(p, meta)
-	ev, wk, _, ok := f.event(p, rc, ms, true, pathType, make([]byte, 0, len(body)+eventOverhead+len(rc.ipJSON)))
+	ev, wk, _, ok := f.event(p, rc, ms, true, pathType, len(body), make([]byte, 0, len(body)+eventOverhead+len(rc.ipJSON)))
 	if !ok {
 		return nil, false
 	}
@@ -533,37 +539,49 @@ func (p *Parser) fastBatch(body []byte, meta Meta) (_ *Request, _ error, ok bool
 	}
 	rc := newReqCtx(p, meta)
 	rc.body = body
-	var shared map[string]any // the full path's view, built when an item needs it
+	var sh *batchShared // the full path's view, built when an item needs it
 	if sentAt != nil && sentAt.kind != kindNull {
 		rc.sentAt, rc.sentKind, rc.sentEsc = sentAt.val, sentAt.kind, sentAt.esc
 		rc.sentTime, rc.sentOK, rc.sentFastOK = f.fastTime(sentAt)
+		rc.sentBytes = len(`"sentAt":`) + sentAt.val.e - sentAt.val.s + 1
 	}
 	out := make([]byte, 0, len(body)+len(f.items)*(eventOverhead+len(rc.ipJSON)))
+	total := 0
 	for i, it := range f.items {
 		raw := body[it.val.s:it.val.e]
 		if len(raw) > MaxEventBytes {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), MaxEventBytes)})
 			continue
 		}
-		if it.kind == kindObject {
-			if ev, _, o, ok := f.event(p, rc, f.members[it.m0:it.m1], false, "", out); ok {
+		// An item that could be over the limit with the batch's sentAt
+		// takes the full path, which rejects it when it is.
+		if it.kind == kindObject && len(raw)+rc.sentBytes <= MaxEventBytes {
+			if ev, _, o, ok := f.event(p, rc, f.members[it.m0:it.m1], false, "", len(raw), out); ok {
 				out = o
 				req.Events = append(req.Events, ev)
+				if err := addToTotal(&total, ev.Size, i); err != nil {
+					return nil, err, true
+				}
 				continue
 			}
 		}
-		if shared == nil {
-			shared = map[string]any{}
+		if sh == nil {
+			sh = &batchShared{values: map[string]any{}}
 			if rc.sentKind != kindNone {
 				d := json.NewDecoder(bytes.NewReader(body[rc.sentAt.s:rc.sentAt.e]))
 				d.UseNumber()
 				var v any
 				if d.Decode(&v) == nil && v != nil {
-					shared["sentAt"] = v
+					sh.values["sentAt"] = v
+					sh.sentAt = rc.sentBytes
 				}
 			}
 		}
-		p.parseItem(req, i, raw, shared, rc.now, meta)
+		if p.parseItem(req, i, raw, sh, rc.now, meta) {
+			if err := addToTotal(&total, req.Events[len(req.Events)-1].Size, i); err != nil {
+				return nil, err, true
+			}
+		}
 	}
 	if len(req.Events) == 0 {
 		return req, &RequestError{Code: "no_valid_events", Message: fmt.Sprintf("none of the %d events is valid; first: %s", len(f.items), req.Rejected[0].Message), Rejected: req.Rejected}, true

@@ -64,7 +64,7 @@ func pathParser(fullOnly bool) *Parser {
 
 // diffPaths parses body with the fast and the full path and describes the
 // first difference: errors, rejections, warnings, write key, events (type,
-// messageId, and the stored JSON compared as decoded values).
+// messageId, Size, and the stored JSON compared as decoded values).
 func diffPaths(body []byte, pathType string, meta Meta) string {
 	run := func(full bool) (*Request, error) {
 		p := pathParser(full)
@@ -98,8 +98,8 @@ func diffPaths(body []byte, pathType string, meta Meta) string {
 	}
 	for i := range fr.Events {
 		f, s := fr.Events[i], sr.Events[i]
-		if f.Type != s.Type || f.MessageID != s.MessageID {
-			return fmt.Sprintf("event %d: %s/%s vs %s/%s", i, f.Type, f.MessageID, s.Type, s.MessageID)
+		if f.Type != s.Type || f.MessageID != s.MessageID || f.Size != s.Size {
+			return fmt.Sprintf("event %d: %s/%s/%d bytes vs %s/%s/%d bytes", i, f.Type, f.MessageID, f.Size, s.Type, s.MessageID, s.Size)
 		}
 		fv, err := decodeNumbers(f.JSON)
 		if err != nil {

@@ -11,10 +11,13 @@ import (
 
 // FuzzParse feeds arbitrary bodies to both parsers. Invariants: no panic;
 // every failure is a *RequestError; every accepted event is a valid UTF-8
-// JSON object within the event limit, without NUL, with a known type, a
-// user or anonymous id, a messageId of at most 100 characters, receivedAt
-// and timestamp; the fast and the full path give the same answers and
-// stored JSON (diffPaths). The seed corpus (testdata/seeds/*.json and
+// JSON object without NUL, with a known type, a user or anonymous id, a
+// messageId of at most 100 characters, receivedAt and timestamp; its Size
+// is within the event limit, the Sizes of a request's events within the
+// request limit, and its stored JSON within its Size plus
+// EnrichmentAllowance; the fast and the full path give the same answers,
+// Sizes and stored JSON (diffPaths); encodedSize is the length marshal
+// writes. The seed corpus (testdata/seeds/*.json and
 // testdata/fuzz/FuzzParse) runs in every `go test`.
 func FuzzParse(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "seeds", "*.json"))
@@ -35,7 +38,12 @@ func FuzzParse(f *testing.F) {
 				}
 				return
 			}
+			total := 0
 			for _, ev := range req.Events {
+				total += ev.Size
+				if ev.Size <= 0 || ev.Size > MaxEventBytes || len(ev.JSON) > ev.Size+EnrichmentAllowance {
+					t.Fatalf("event of Size %d stored in %d bytes", ev.Size, len(ev.JSON))
+				}
 				if !utf8.Valid(ev.JSON) || len(ev.JSON) == 0 {
 					t.Fatalf("invalid stored JSON %q", ev.JSON)
 				}
@@ -57,6 +65,14 @@ func FuzzParse(f *testing.F) {
 				if m["receivedAt"] == nil || m["timestamp"] == nil {
 					t.Fatalf("missing server timestamps: %s", ev.JSON)
 				}
+			}
+			if total > MaxRequestBytes {
+				t.Fatalf("the request's events are %d bytes", total)
+			}
+		}
+		if obj, err := decodeObject(body); err == nil {
+			if m, err := marshal(obj); err == nil && encodedSize(obj) != len(m) {
+				t.Fatalf("encodedSize %d, marshal writes %d bytes", encodedSize(obj), len(m))
 			}
 		}
 		check(p.ParseBatch(body, Meta{IP: "127.0.0.1"}))

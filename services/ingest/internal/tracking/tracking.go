@@ -24,6 +24,15 @@ const (
 	MaxMessageIDLen = 100
 )
 
+// EnrichmentAllowance bounds what the server adds to an event beyond its
+// Size (receivedAt, timestamp, originalTimestamp, a generated messageId,
+// context.ip, the type of a single call, epoch-ms times rewritten as
+// ISO-8601, numeric ids quoted, the objects a merge creates): a stored
+// event is at most Size + EnrichmentAllowance bytes, so one request stores
+// at most MaxRequestBytes + EnrichmentAllowance per event. The fuzz test
+// checks the bound on every input.
+const EnrichmentAllowance = 512
+
 // RequestError is a request-level failure (HTTP 400): Code is a stable rule
 // name, Message says what was wrong.
 type RequestError struct {
@@ -51,6 +60,12 @@ type Event struct {
 	MessageID string
 	// JSON is the canonical JSON of the enriched event, as stored on EVENTS.
 	JSON []byte
+	// Size is what the limits count (at most MaxEventBytes): the event's
+	// bytes as the client sent them — a single call's body, a batch item's
+	// text plus what the batch's context, integrations and sentAt add to
+	// it (batchShared.added), a gRPC event's JSON before enrichment. The
+	// server's own fields are not counted (EnrichmentAllowance).
+	Size int
 }
 
 // Request is a parsed Tracking API request.
@@ -137,6 +152,7 @@ func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request,
 	if rej != nil {
 		return nil, &RequestError{Code: rej.Code, Message: rej.Message}
 	}
+	ev.Size = len(body)
 	req.Events = []Event{ev}
 	if warn != nil {
 		req.Warnings = append(req.Warnings, *warn)
@@ -203,29 +219,24 @@ func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 	if len(top.Batch) > MaxBatchEvents {
 		return nil, &RequestError{Code: "batch_too_many_events", Message: fmt.Sprintf("batch has %d events; the limit is %d", len(top.Batch), MaxBatchEvents)}
 	}
-	shared := map[string]any{}
-	for name, raw := range map[string]json.RawMessage{"context": top.Context, "integrations": top.Integrations} {
-		if len(raw) == 0 || string(raw) == "null" {
-			continue
-		}
-		v, err := decodeObject(raw)
-		if err != nil {
-			return nil, &RequestError{Code: "invalid_" + name, Message: "top-level " + name + " must be an object, not " + rawKind(raw)}
-		}
-		shared[name] = v
-	}
-	if sentAt != nil {
-		shared["sentAt"] = sentAt
+	sh, rerr := newBatchShared(top.Context, top.Integrations, top.SentAt, sentAt)
+	if rerr != nil {
+		return nil, rerr
 	}
 	req := &Request{Events: make([]Event, 0, len(top.Batch))}
 	req.WriteKey, _ = writeKey.(string)
 	now := p.now()
+	total := 0
 	for i, raw := range top.Batch {
 		if len(raw) > MaxEventBytes {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(raw), MaxEventBytes)})
 			continue
 		}
-		p.parseItem(req, i, raw, shared, now, meta)
+		if p.parseItem(req, i, raw, sh, now, meta) {
+			if err := addToTotal(&total, req.Events[len(req.Events)-1].Size, i); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if len(req.Events) == 0 {
 		return req, &RequestError{Code: "no_valid_events", Message: fmt.Sprintf("none of the %d events is valid; first: %s", len(top.Batch), req.Rejected[0].Message), Rejected: req.Rejected}
@@ -233,25 +244,129 @@ func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 	return req, nil
 }
 
+// batchShared is what a batch's top level gives each of its items: its
+// context and integrations, merged into the item's own (the item's keys
+// win), and its sentAt, for items without one. It holds them decoded, and
+// the bytes each adds to an item's Size.
+type batchShared struct {
+	values map[string]any // "context", "integrations" (objects), "sentAt"
+	// members holds, for the batch's context and integrations, the bytes of
+	// each member as sent (`"key":value,`); all is their sum.
+	members map[string]map[string]int
+	all     int
+	// sentAt is the bytes of `"sentAt":value,` as sent; 0 without one.
+	sentAt int
+}
+
+// newBatchShared reads a batch's top-level context, integrations (raw
+// JSON; absent or null: none) and sentAt (raw and decoded; nil: none).
+func newBatchShared(context, integrations, sentAtRaw json.RawMessage, sentAt any) (*batchShared, error) {
+	sh := &batchShared{values: map[string]any{}}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"context", context}, {"integrations", integrations}} {
+		if len(f.raw) == 0 || string(f.raw) == "null" {
+			continue
+		}
+		v, err := decodeObject(f.raw)
+		if err != nil {
+			return nil, &RequestError{Code: "invalid_" + f.name, Message: "top-level " + f.name + " must be an object, not " + rawKind(f.raw)}
+		}
+		sh.values[f.name] = v
+		// The same keys as v (decoded; the last of a repeated key wins),
+		// with each value's text as sent.
+		var raws map[string]json.RawMessage
+		_ = json.Unmarshal(f.raw, &raws)
+		sizes := make(map[string]int, len(raws))
+		for k, r := range raws {
+			n := stringSize(k) + 1 + len(r) + 1
+			sizes[k] = n
+			sh.all += n
+		}
+		if sh.members == nil {
+			sh.members = map[string]map[string]int{}
+		}
+		sh.members[f.name] = sizes
+	}
+	if sentAt != nil {
+		sh.values["sentAt"] = sentAt
+		sh.sentAt = len(`"sentAt":`) + len(sentAtRaw) + 1
+	}
+	return sh, nil
+}
+
+// added is what the batch adds to item obj's size: the members of its
+// context and integrations that obj does not set itself, and its sentAt
+// when obj has none. The work is bounded by obj's own keys, not by the
+// batch's.
+func (sh *batchShared) added(obj map[string]any) int {
+	if sh == nil {
+		return 0
+	}
+	n := sh.all
+	for name, sizes := range sh.members {
+		own, _ := obj[name].(map[string]any)
+		for k := range own {
+			n -= sizes[k]
+		}
+	}
+	if _, has := obj["sentAt"]; !has {
+		n += sh.sentAt
+	}
+	return n
+}
+
+func (sh *batchShared) shared() map[string]any {
+	if sh == nil {
+		return nil
+	}
+	return sh.values
+}
+
+// addToTotal adds the Size of accepted item i to a request's running total
+// and answers request_too_large once it is over MaxRequestBytes. Without
+// batch-level fields the items' sizes add up to less than the body, which
+// is within the limit; with them, what the batch gives counts once per
+// item that receives it, so a small request cannot store much more than
+// it carries. The request is refused whole (nothing is stored), and
+// refused as soon as the total is over: the rest is not parsed.
+func addToTotal(total *int, size, i int) *RequestError {
+	*total += size
+	if *total <= MaxRequestBytes {
+		return nil
+	}
+	return &RequestError{Code: "request_too_large", Message: fmt.Sprintf("the events are over %d bytes with the batch's context, integrations and sentAt merged into each (%d bytes by item %d); send fewer events per request or less in the batch's context", MaxRequestBytes, *total, i)}
+}
+
 // parseItem decodes, validates and enriches batch item i (full path) and
-// adds it to req's events, rejections and warnings.
-func (p *Parser) parseItem(req *Request, i int, raw []byte, shared map[string]any, now time.Time, meta Meta) {
+// adds it to req's events, rejections and warnings; it reports whether the
+// item was accepted. An item over MaxEventBytes once the batch's fields
+// are merged in is rejected (event_too_large) before anything else.
+func (p *Parser) parseItem(req *Request, i int, raw []byte, sh *batchShared, now time.Time, meta Meta) bool {
 	obj, err := decodeObject(raw)
 	if err != nil {
 		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object, not " + rawKind(raw)})
-		return
+		return false
 	}
-	ev, rej, warn := p.enrich(obj, shared, now, meta)
+	size := len(raw) + sh.added(obj)
+	if size > MaxEventBytes {
+		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes with what the batch's context, integrations and sentAt add to it; the limit is %d", size, MaxEventBytes)})
+		return false
+	}
+	ev, rej, warn := p.enrich(obj, sh.shared(), now, meta)
 	if rej != nil {
 		rej.Index = i
 		req.Rejected = append(req.Rejected, *rej)
-		return
+		return false
 	}
 	if warn != nil {
 		warn.Index = i
 		req.Warnings = append(req.Warnings, *warn)
 	}
+	ev.Size = size
 	req.Events = append(req.Events, ev)
+	return true
 }
 
 // observeParse, when set (by this package's tests), sees every body
@@ -263,13 +378,20 @@ var observeParse func(body []byte, pathType string, meta Meta)
 func (p *Parser) now() time.Time { return p.Now().UTC().Truncate(time.Millisecond) }
 
 // ParseObject validates and enriches one already-decoded event (gRPC path).
-// Its serialized size is checked against MaxEventBytes.
+// Its Size is its JSON before enrichment (compact, as the event would be
+// stored without the server's fields); over MaxEventBytes it is rejected
+// (event_too_large) before anything else, as an HTTP event is.
 func (p *Parser) ParseObject(obj map[string]any, meta Meta) (Event, *Rejection) {
-	ev, rej, _ := p.enrich(obj, nil, p.now(), meta)
-	if rej == nil && len(ev.JSON) > MaxEventBytes {
-		return Event{}, &Rejection{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", len(ev.JSON), MaxEventBytes)}
+	size := encodedSize(obj)
+	if size > MaxEventBytes {
+		return Event{}, &Rejection{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", size, MaxEventBytes)}
 	}
-	return ev, rej
+	ev, rej, _ := p.enrich(obj, nil, p.now(), meta)
+	if rej != nil {
+		return Event{}, rej
+	}
+	ev.Size = size
+	return ev, nil
 }
 
 // checkBody applies the request-level rules: size and encoding. The one
@@ -622,5 +744,105 @@ func marshal(v any) ([]byte, error) {
 	if err := enc.Encode(v); err != nil {
 		return nil, errors.New("event cannot be encoded as JSON")
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	return unescapeLineSeparators(bytes.TrimRight(buf.Bytes(), "\n")), nil
+}
+
+// unescapeLineSeparators writes U+2028 and U+2029 as themselves (UTF-8),
+// in place. encoding/json escapes them (for JSONP), which made an event of
+// them stored up to twice the size the client sent, and differ from the
+// fast path's (which keeps the client's text).
+func unescapeLineSeparators(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u202`)) {
+		return b
+	}
+	out := b[:0] // the output is never longer than what is read
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		// Every backslash of the encoder's output starts an escape (they
+		// occur only in strings), so the byte after it is its second.
+		if i+5 < len(b) && string(b[i+1:i+5]) == "u202" && (b[i+5] == '8' || b[i+5] == '9') {
+			out = append(out, 0xE2, 0x80, 0xA8+(b[i+5]-'8'))
+			i += 5
+			continue
+		}
+		out = append(out, c, b[i+1])
+		i++
+	}
+	return out
+}
+
+// encodedSize is the length of v's JSON as marshal writes it (compact; no
+// HTML escaping; U+2028 and U+2029 as themselves), without writing it.
+func encodedSize(v any) int {
+	switch t := v.(type) {
+	case nil:
+		return len("null")
+	case bool:
+		if t {
+			return len("true")
+		}
+		return len("false")
+	case string:
+		return stringSize(t)
+	case json.Number:
+		if t == "" {
+			return 1 // encoding/json writes 0
+		}
+		return len(t)
+	case map[string]any:
+		n := 2
+		for k, x := range t {
+			n += stringSize(k) + 1 + encodedSize(x) + 1
+		}
+		if len(t) > 0 {
+			n-- // no comma after the last member
+		}
+		return n
+	case []any:
+		n := 2
+		for _, x := range t {
+			n += encodedSize(x) + 1
+		}
+		if len(t) > 0 {
+			n--
+		}
+		return n
+	}
+	b, err := marshal(v)
+	if err != nil {
+		return 0
+	}
+	return len(b)
+}
+
+// stringSize is the length of s as a JSON string written by marshal.
+func stringSize(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20:
+				n += 6 // \u00XX
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += 6 // \ufffd
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
 }

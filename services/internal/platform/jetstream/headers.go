@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"context"
+	"encoding/json"
 	"go.opentelemetry.io/otel/attribute"
 	"strings"
 
@@ -40,13 +41,48 @@ type Headers struct {
 	EventType string
 }
 
-// HeadersOf reads the routing headers of a received message.
-func HeadersOf(msg natsjs.Msg) Headers {
-	h := msg.Headers()
+// HeaderMessageIDEncoding, set to "json", says that Switchyard-Message-Id
+// (and Nats-Msg-Id) hold the messageId as a JSON string: a NATS header
+// value cannot carry control characters or CR/LF, and loses leading and
+// trailing spaces, so such a messageId would otherwise reach consumers
+// changed (and two distinct ones could collide).
+const HeaderMessageIDEncoding = "Switchyard-Message-Id-Encoding"
+
+// HeaderSafe reports whether s survives as a NATS header value unchanged:
+// no control characters, no leading or trailing space.
+func HeaderSafe(s string) bool {
+	if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// messageIDOf reads the messageId of a single-event message from its
+// headers (Switchyard-Message-Id, else Nats-Msg-Id), decoding it when it
+// was encoded.
+func messageIDOf(h nats.Header) string {
 	id := h.Get(HeaderMessageID)
 	if id == "" {
 		id = h.Get(HeaderMsgID)
 	}
+	if h.Get(HeaderMessageIDEncoding) == "json" {
+		var s string
+		if err := json.Unmarshal([]byte(id), &s); err == nil {
+			return s
+		}
+	}
+	return id
+}
+
+// HeadersOf reads the routing headers of a received message.
+func HeadersOf(msg natsjs.Msg) Headers {
+	h := msg.Headers()
+	id := messageIDOf(h)
 	return Headers{
 		MsgID:     id,
 		Workspace: h.Get(HeaderWorkspace),
@@ -62,8 +98,14 @@ func (h Headers) apply(hdr nats.Header) {
 			hdr.Set(k, v)
 		}
 	}
-	set(HeaderMsgID, h.MsgID)
-	set(HeaderMessageID, h.MsgID)
+	id := h.MsgID
+	if !HeaderSafe(id) {
+		b, _ := json.Marshal(id) // escapes every control character
+		id = string(b)
+		hdr.Set(HeaderMessageIDEncoding, "json")
+	}
+	set(HeaderMsgID, id)
+	set(HeaderMessageID, id)
 	set(HeaderWorkspace, h.Workspace)
 	set(HeaderSource, h.Source)
 	set(HeaderEventType, h.EventType)

@@ -121,6 +121,7 @@ func PackMsg(subject string, h Headers, base nats.Header, evs []PackedEvent) *na
 	}
 	h.MsgID, h.EventType = "", ""
 	h.apply(hdr)
+	hdr.Del(HeaderMessageIDEncoding)
 	hdr.Set(HeaderMsgID, PackID(h.Workspace, ids))
 	hdr.Set(HeaderPack, string(index))
 	return &nats.Msg{Subject: subject, Header: hdr, Data: body}
@@ -247,11 +248,7 @@ func scanIndex(v string) (evs []PackedEvent, sizes []int, ok bool) {
 // headers). The events' JSON aliases data.
 func UnpackData(hdr nats.Header, data []byte) ([]PackedEvent, error) {
 	if !IsPack(hdr) {
-		id := hdr.Get(HeaderMessageID)
-		if id == "" {
-			id = hdr.Get(HeaderMsgID)
-		}
-		return []PackedEvent{{MessageID: id, Type: hdr.Get(HeaderEventType), JSON: data}}, nil
+		return []PackedEvent{{MessageID: messageIDOf(hdr), Type: hdr.Get(HeaderEventType), JSON: data}}, nil
 	}
 	evs, sizes, err := packIndex(hdr.Get(HeaderPack))
 	if err != nil {
@@ -285,10 +282,7 @@ func UnpackData(hdr nats.Header, data []byte) ([]PackedEvent, error) {
 // alone (so a headers-only consumer can read them).
 func MessageIDs(hdr nats.Header) ([]string, error) {
 	if !IsPack(hdr) {
-		id := hdr.Get(HeaderMessageID)
-		if id == "" {
-			id = hdr.Get(HeaderMsgID)
-		}
+		id := messageIDOf(hdr)
 		if id == "" {
 			return nil, nil
 		}

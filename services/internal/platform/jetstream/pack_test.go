@@ -135,3 +135,31 @@ func BenchmarkMessageIDs(b *testing.B) {
 		}
 	}
 }
+
+func TestMessageIDsAHeaderCannotCarryAreEncoded(t *testing.T) {
+	for _, id := range []string{"a\nb", "a b", " lead", "trail ", "bell\a", "crlf\r\n", "plain-id", "ünï"} {
+		msg := NewMsg(t.Context(), "s", []byte(`{}`), Headers{MsgID: id, Workspace: "ws"})
+		for _, vals := range msg.Header {
+			for _, v := range vals {
+				if !HeaderSafe(v) {
+					t.Fatalf("%q: header value %q cannot travel unchanged", id, v)
+				}
+			}
+		}
+		if HeaderSafe(id) != (msg.Header.Get(HeaderMessageIDEncoding) == "") {
+			t.Errorf("%q: encoding header %q", id, msg.Header.Get(HeaderMessageIDEncoding))
+		}
+		evs, err := UnpackData(msg.Header, msg.Data)
+		if err != nil || evs[0].MessageID != id {
+			t.Errorf("%q: UnpackData = %+v, %v", id, evs, err)
+		}
+		if ids, err := MessageIDs(msg.Header); err != nil || len(ids) != 1 || ids[0] != id {
+			t.Errorf("%q: MessageIDs = %q, %v", id, ids, err)
+		}
+	}
+	a := NewMsg(t.Context(), "s", nil, Headers{MsgID: "a\nb"})
+	b := NewMsg(t.Context(), "s", nil, Headers{MsgID: "a b"})
+	if a.Header.Get(HeaderMsgID) == b.Header.Get(HeaderMsgID) {
+		t.Fatal("two distinct messageIds share a Nats-Msg-Id")
+	}
+}

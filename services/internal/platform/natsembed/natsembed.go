@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -24,7 +25,10 @@ type Options struct {
 	// StoreDir is the JetStream file-storage directory. Required.
 	StoreDir string
 	// ListenAddr is the client TCP address (host:port; port 0 picks a
-	// free one). "" opens no TCP port: in-process connections only.
+	// free one). "" opens no TCP port: in-process connections only. An
+	// address that cannot be bound (e.g. a NATS server already listens
+	// there) fails Start at once: "natsembed: listen on <addr>: address
+	// already in use" (errors.Is syscall.EADDRINUSE).
 	ListenAddr string
 	// Logger receives the server's log lines. Nil discards them.
 	Logger *slog.Logger
@@ -67,6 +71,8 @@ func Start(opts Options) (*server.Server, error) {
 		if port == 0 {
 			// Port 0 means 4222 to nats-server; RANDOM_PORT asks for a free one.
 			port = server.RANDOM_PORT
+		} else if err := probeListen(opts.ListenAddr); err != nil {
+			return nil, err
 		}
 		sopts.Host, sopts.Port = host, port
 	}
@@ -81,6 +87,13 @@ func Start(opts Options) (*server.Server, error) {
 	if !srv.ReadyForConnections(ReadyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
+		if sopts.Port > 0 {
+			// The address was taken between the probe and the server's
+			// own listen: say so rather than "not ready".
+			if err := probeListen(opts.ListenAddr); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("natsembed: server not ready for connections within %s (store dir %s, listen %q)", ReadyTimeout, opts.StoreDir, opts.ListenAddr)
 	}
 	if !srv.JetStreamEnabled() {
@@ -89,6 +102,25 @@ func Start(opts Options) (*server.Server, error) {
 		return nil, fmt.Errorf("natsembed: JetStream did not start (store dir %s)", opts.StoreDir)
 	}
 	return srv, nil
+}
+
+// probeListen binds addr and releases it at once; it returns an error
+// naming addr when addr cannot be bound, e.g. because a NATS server already
+// listens there. nats-server itself only logs a failed listen and keeps
+// running without a client listener, so Start would otherwise wait
+// ReadyTimeout and report "not ready" without the cause.
+func probeListen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		// "address already in use" rather than "listen tcp …: bind: …".
+		cause := err
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			cause = se.Err
+		}
+		return fmt.Errorf("natsembed: listen on %s: %w", addr, cause)
+	}
+	return l.Close()
 }
 
 // slogAdapter routes nats-server log lines to slog.

@@ -25,6 +25,8 @@ import (
 	"github.com/switchyardhq/switchyard/services/reverseetl/internal/runner"
 	"github.com/switchyardhq/switchyard/services/reverseetl/internal/server"
 	"github.com/switchyardhq/switchyard/services/reverseetl/internal/store"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
 )
 
 const (
@@ -158,7 +160,18 @@ func (v *env) syncNow(syncID string) (*reverseetlv1.SyncRun, []*reverseetlv1.Rec
 	v.mu.Lock()
 	before := len(v.got)
 	v.mu.Unlock()
-	resp, err := v.srv.TriggerSyncRun(v.ctx, &reverseetlv1.TriggerSyncRunRequest{SyncId: syncID})
+	// The previous run's record says it ended a moment before the runner
+	// frees the sync (FailedPrecondition "already has a run in progress"
+	// meanwhile): retry briefly, as a client would.
+	var resp *reverseetlv1.TriggerSyncRunResponse
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err = v.srv.TriggerSyncRun(v.ctx, &reverseetlv1.TriggerSyncRunRequest{SyncId: syncID})
+		if grpcstatus.Code(err) != codes.FailedPrecondition || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err != nil {
 		v.t.Fatal(err)
 	}

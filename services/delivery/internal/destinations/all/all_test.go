@@ -3,6 +3,7 @@ package all_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/switchyardhq/switchyard/services/internal/platform/testenv"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
 	amqp "github.com/rabbitmq/amqp091-go"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/switchyardhq/switchyard/services/delivery/internal/destinations"
@@ -137,7 +140,11 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 	t.Run("settings are validated against the schema", func(t *testing.T) {
-		for _, s := range []map[string]any{{}, {"url": "ftp://x"}, {"url": "http://x", "nope": 1}, {"url": "http://x", "batchSize": float64(5000)}} {
+		for _, s := range []map[string]any{{}, {"url": "ftp://x"}, {"url": "http://x", "nope": 1}, {"url": "http://x", "batchSize": float64(5000)},
+			// Headers the HTTP client would refuse on every request.
+			{"url": "http://x", "headers": map[string]any{"Authorization": "Bearer x\n"}},
+			{"url": "http://x", "headers": map[string]any{"X Team": "growth"}},
+			{"url": "http://x", "sharedSecret": "s", "signatureHeader": "X Signature"}} {
 			plan, err := pipeline.Compile(pipeline.Spec{Type: "webhook", Settings: s})
 			if err == nil {
 				_, err = plan.Type.New(destinations.Config{Settings: plan.Settings, HTTP: http.DefaultClient})
@@ -147,6 +154,33 @@ func TestWebhook(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMessageIDAsHeader checks the Idempotency-Key of the types that send
+// one: the messageId, or "sha256:<hex>" of it when it is not a safe header
+// value (here a control character), which Go's client would refuse.
+func TestMessageIDAsHeader(t *testing.T) {
+	t.Parallel()
+	const odd = "one-ctl-\u0007"
+	sum := sha256.Sum256([]byte(odd))
+	want := "sha256:" + hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		slug     string
+		settings func(url string) map[string]any
+	}{
+		{"webhook", func(url string) map[string]any { return map[string]any{"url": url} }},
+		{"slack", func(url string) map[string]any { return map[string]any{"webhookUrl": url} }},
+	} {
+		t.Run(tc.slug, func(t *testing.T) {
+			t.Parallel()
+			v := newVendor(t, "ok")
+			raw := strings.Replace(trackJSON, `"messageId":"m-1"`, `"messageId":"one-ctl-\u0007"`, 1)
+			deliver(t, tc.slug, tc.settings(v.srv.URL), raw)
+			if got := v.reqs[0].Header.Get("Idempotency-Key"); got != want {
+				t.Errorf("Idempotency-Key = %q, want %q", got, want)
+			}
+		})
+	}
 }
 
 func TestSlack(t *testing.T) {
@@ -292,6 +326,80 @@ func TestRabbitMQ(t *testing.T) {
 			t.Fatal("no message reached the queue")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRabbitMQShortStrings checks the AMQP short-string limit (255
+// bytes): a longer messageId (100 characters may be 400 bytes) is published
+// with message-id "sha256:<hex>", and a routing key built from event data
+// that is too long is a final failure, not a publish error retried for
+// hours.
+func TestRabbitMQShortStrings(t *testing.T) {
+	t.Parallel()
+	url := testenv.RabbitMQ(t)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("rabbitmq: %v (is rabbitmq-server running on 127.0.0.1:5672?)", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("switchyard-test-short-%d", time.Now().UnixNano())
+	if err := ch.ExchangeDeclare(name, "topic", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare(name, false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "#", name, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pipeline.Compile(pipeline.Spec{ID: "d-1", Name: "d", Type: "rabbitmq",
+		Settings: map[string]any{"url": url, "exchange": name, "routingKey": "switchyard.{{event}}"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := plan.Type.New(destinations.Config{DestinationID: "d-1", Settings: plan.Settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	send := func(event, messageID string) error {
+		ev := map[string]any{"type": "track", "event": event, "userId": "u-1", "messageId": messageID}
+		raw, _ := json.Marshal(ev)
+		return inst.Send(t.Context(), "publish", []destinations.Payload{{MessageID: messageID, Event: ev, Raw: raw}})
+	}
+
+	longID := strings.Repeat("😀", 100) // 100 characters, 400 bytes
+	if err := send("Long Id", longID); err != nil {
+		t.Fatalf("publish with a 400-byte messageId: %v", err)
+	}
+	sum := sha256.Sum256([]byte(longID))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, ok, err := ch.Get(q.Name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if want := "sha256:" + hex.EncodeToString(sum[:]); m.MessageId != want || m.RoutingKey != "switchyard.Long Id" {
+				t.Errorf("message = id %q key %q, want id %q key switchyard.Long Id", m.MessageId, m.RoutingKey, want)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message reached the queue")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	err = send(strings.Repeat("e", 300), "m-long-key")
+	var f *destinations.Failure
+	if !errors.As(err, &f) || f.Retryable || f.Reason != destinations.ReasonInvalid || !strings.Contains(f.Error(), "routing key") {
+		t.Errorf("publish with a 311-byte routing key: err = %v, want a final invalid_payload failure about the routing key", err)
 	}
 }
 

@@ -41,6 +41,9 @@ func init() {
 	})
 }
 
+// maxShortString is the length limit of an AMQP short string in bytes.
+const maxShortString = 255
+
 type instance struct {
 	s destinations.Settings
 
@@ -95,6 +98,19 @@ func (in *instance) Send(ctx context.Context, _ string, ps []destinations.Payloa
 			return destinations.Permanent(fmt.Errorf("encode body: %w", err))
 		}
 	}
+	// message-id and the routing key are AMQP short strings (at most 255
+	// bytes); the client refuses longer ones on every attempt. A messageId
+	// is at most 100 characters but up to 400 bytes, and a Reverse ETL
+	// record's id is longer still: it travels in its safe form then. A
+	// routing key has no such form: the event cannot be published.
+	msgID := p.MessageID
+	if len(msgID) > maxShortString {
+		msgID = destinations.HashedKey(msgID)
+	}
+	key := destinations.Template(in.s.String("routingKey"), p.Event)
+	if len(key) > maxShortString {
+		return destinations.Permanent(fmt.Errorf("routing key is %d bytes, AMQP allows %d", len(key), maxShortString))
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	ch, err := in.channel()
@@ -104,13 +120,13 @@ func (in *instance) Send(ctx context.Context, _ string, ps []destinations.Payloa
 	msg := amqp.Publishing{
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
-		MessageId:    p.MessageID,
+		MessageId:    msgID,
 		Type:         destinations.GetString(p.Event, "type"),
 		Timestamp:    time.Now().UTC(),
 		AppId:        "switchyard",
 		Body:         body,
 	}
-	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, in.s.String("exchange"), destinations.Template(in.s.String("routingKey"), p.Event), false, false, msg)
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, in.s.String("exchange"), key, false, false, msg)
 	if err != nil {
 		in.ch = nil
 		return fmt.Errorf("amqp publish: %w", err)

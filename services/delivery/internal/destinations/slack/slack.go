@@ -89,7 +89,7 @@ func (in *instance) Send(ctx context.Context, _ string, ps []destinations.Payloa
 		return destinations.Permanent(fmt.Errorf("build request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", ps[0].MessageID)
+	req.Header.Set("Idempotency-Key", destinations.IdempotencyKey(ps[0].MessageID))
 	_, err = destinations.DoHTTP(ctx, in.client, req, body)
 	return err
 }

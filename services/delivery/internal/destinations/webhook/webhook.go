@@ -13,15 +13,18 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/switchyardhq/switchyard/services/delivery/internal/destinations"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Headers the webhook sets.
 const (
 	// HeaderIdempotencyKey carries the messageId (single events) so the
-	// receiver can drop repeats.
+	// receiver can drop repeats; a messageId that is not a safe header
+	// value travels as "sha256:<hex>" (destinations.IdempotencyKey).
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// DefaultSignatureHeader carries the hex HMAC of the body, as Segment's
 	// webhooks do.
@@ -90,6 +93,26 @@ func newInstance(cfg destinations.Config) (destinations.Instance, error) {
 	if in.batch < 1 || in.batch > MaxBatchSize {
 		return nil, destinations.InvalidSetting("batchSize", "SETTING_VALUE", "must be between 1 and %d", MaxBatchSize)
 	}
+	// Headers the HTTP client would refuse fail every request the same
+	// way: refuse them here, so the destination shows the error and its
+	// events wait instead of being dead-lettered one by one.
+	if len(in.secret) > 0 && !httpguts.ValidHeaderFieldName(in.sigName) {
+		return nil, destinations.InvalidSetting("signatureHeader", "SETTING_VALUE", "%q is not a valid header name", in.sigName)
+	}
+	names := make([]string, 0, len(in.headers))
+	for k := range in.headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, destinations.InvalidSetting("headers", "SETTING_VALUE", "%q is not a valid header name", k)
+		}
+		if !httpguts.ValidHeaderFieldValue(in.headers[k]) {
+			// The value may be a secret: name the header only.
+			return nil, destinations.InvalidSetting("headers."+k, "SETTING_VALUE", "holds a control character or line break")
+		}
+	}
 	return in, nil
 }
 
@@ -137,7 +160,7 @@ func (in *instance) Send(ctx context.Context, _ string, ps []destinations.Payloa
 		req.Header.Set(k, v)
 	}
 	if in.batch == 1 {
-		req.Header.Set(HeaderIdempotencyKey, ps[0].MessageID)
+		req.Header.Set(HeaderIdempotencyKey, destinations.IdempotencyKey(ps[0].MessageID))
 	} else {
 		ids := make([]string, len(ps))
 		for i, p := range ps {
