@@ -12,7 +12,6 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -90,71 +89,6 @@ func MergeInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, sch
 		return 0, fmt.Errorf("drop staging table: %w", err)
 	}
 	return n, nil
-}
-
-// ErrConcurrentKey is returned (wrapped) by InsertNew when a row's key was written by another
-// transaction between InsertNew's probe and its direct write. The caller's transaction is then
-// aborted: it must roll back and load the rows again with MergeInsert.
-var ErrConcurrentKey = errors.New("a key of the batch was inserted by a concurrent transaction")
-
-// InsertNew writes rows like MergeInsert, with key a single column at index keyCol of cols, and
-// takes a fast path on PostgreSQL: one indexed probe checks whether any of the rows' keys is in the
-// table already; when none is (the usual case: redeliveries are rare), the rows are COPYed straight
-// into the table, with no staging table and no merge statement. Otherwise it calls MergeInsert.
-// A key inserted concurrently after the probe makes the COPY fail with a unique violation, reported
-// as ErrConcurrentKey, so no row is ever stored twice. Other engines always use MergeInsert.
-func InsertNew(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table string, keyCol int, cols []Column, rows [][]any) (int64, error) {
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	key := cols[keyCol].Name
-	if d.Name() != "postgres" {
-		return MergeInsert(ctx, conn, tx, d, schema, table, []string{key}, cols, rows)
-	}
-	keys := make([]string, len(rows))
-	for i, r := range rows {
-		k, ok := r[keyCol].(string)
-		if !ok {
-			return MergeInsert(ctx, conn, tx, d, schema, table, []string{key}, cols, rows)
-		}
-		keys[i] = k
-	}
-	probe := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s = ANY($1::text[]))", QualifiedName(d, schema, table), d.QuoteIdent(key))
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-	}
-	var n int64
-	direct := false
-	err := conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("no bulk path for driver connection %T", dc)
-		}
-		pc := c.Conn()
-		var exists bool
-		if err := pc.QueryRow(ctx, probe, keys).Scan(&exists); err != nil {
-			return fmt.Errorf("probe %s.%s: %w", schema, table, err)
-		}
-		if exists {
-			return nil
-		}
-		direct = true
-		var err error
-		n, err = pc.CopyFrom(ctx, pgx.Identifier{schema, table}, names, pgx.CopyFromRows(rows))
-		if err != nil {
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "23505" {
-				return fmt.Errorf("copy into %s.%s: %w: %w", schema, table, ErrConcurrentKey, err)
-			}
-			return fmt.Errorf("copy into %s.%s: %w", schema, table, err)
-		}
-		return nil
-	})
-	if err != nil || direct {
-		return n, err
-	}
-	return MergeInsert(ctx, conn, tx, d, schema, table, []string{key}, cols, rows)
 }
 
 // appendDuck appends rows to the DuckDB staging table with the appender.

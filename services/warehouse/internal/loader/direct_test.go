@@ -2,8 +2,13 @@ package loader
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,10 +21,10 @@ func trackEvent(id string) []byte {
 	return fmt.Appendf(nil, `{"type":"track","messageId":%q,"userId":"u","event":"Signed Up","receivedAt":"2024-05-01T10:00:00.000Z","properties":{"plan":"pro"}}`, id)
 }
 
-// TestDirectCopyFallsBackToMerge checks the PostgreSQL fast path (probe, then COPY straight into
-// the table): a batch holding ids that exist goes through the merge, and an id another transaction
-// commits between the probe and the COPY makes the load start over through the merge. Every id is
-// stored once either way.
+// TestDirectCopyFallsBackToMerge checks the PostgreSQL fast path (COPY straight into the table):
+// a batch holding ids that exist fails its COPY and goes through the merge, and an id another
+// transaction commits while the COPY runs (the COPY waits for it) makes the load start over
+// through the merge. Every id is stored once either way.
 func TestDirectCopyFallsBackToMerge(t *testing.T) {
 	t.Parallel()
 	url := testenv.Postgres(t)
@@ -79,8 +84,8 @@ func TestDirectCopyFallsBackToMerge(t *testing.T) {
 			res, err = l.Load(ctx, schemaName, [][]byte{trackEvent("d-3")})
 			done <- err
 		}()
-		// The loader's probe cannot see the uncommitted row, so its COPY waits for this transaction
-		// (the only other session of this database is the loader's).
+		// The loader's COPY waits for this transaction to decide the uncommitted id (the only other
+		// session of this database is the loader's).
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			var waiting int
@@ -116,4 +121,197 @@ func TestDirectCopyFallsBackToMerge(t *testing.T) {
 			t.Fatalf("d-3 stored %d times in signed_up", n)
 		}
 	})
+}
+
+// mixedEvent is the i-th event of TestEncodedCopyMatchesGeneralPath: an order with a total that is
+// an int, a castable string or float, or something the int column cannot take, and a name that
+// is sometimes missing.
+func mixedEvent(id string, i int) []byte {
+	total := fmt.Sprint(i)
+	switch i % 7 {
+	case 1:
+		total = fmt.Sprintf("%q", fmt.Sprint(i)) // "12": cast to 12
+	case 2:
+		total = fmt.Sprintf("%d.0", i) // lossless: cast to an int
+	case 3:
+		total = `"n/a"` // NULL and a discard
+	case 4:
+		total = "2.5" // NULL and a discard
+	}
+	name := fmt.Sprintf(`,"name":"o-%d"`, i)
+	if i%5 == 0 {
+		name = ""
+	}
+	return fmt.Appendf(nil, `{"type":"track","messageId":%q,"userId":"u-%d","event":"Order Done","receivedAt":"2024-05-01T10:00:00.%03dZ","properties":{"total":%s%s}}`,
+		id, i%13, i%1000, total, name)
+}
+
+// TestEncodedCopyMatchesGeneralPath loads the same batches into PostgreSQL, where tables with a
+// copy plan are encoded while events are built and COPYed directly, and into DuckDB, which always
+// takes the general path (staging table and merge): the two warehouses must hold the same rows,
+// discards included. The batches cover casts and cast failures, missing columns, a new column
+// in the middle of a load, messageIds repeated within a sub-batch and across sub-batches (the
+// first wins), sub-batches written in parallel transactions, and a redelivered batch.
+func TestEncodedCopyMatchesGeneralPath(t *testing.T) {
+	t.Parallel()
+	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = duck.Close() })
+
+	batch := func(from, n int) [][]byte {
+		var evs [][]byte
+		for i := from; i < from+n; i++ {
+			evs = append(evs, mixedEvent(fmt.Sprintf("m-%04d", i), i))
+		}
+		return evs
+	}
+	var first [][]byte // integer totals only: the column is created as bigint
+	for i := range 600 {
+		first = append(first, mixedEvent(fmt.Sprintf("m-%04d", i), 7*i))
+	}
+	second := batch(600, 6000)
+	// The same messageId twice in one sub-batch and across sub-batches (6000 events are
+	// sub-batches of 1000, 2500 and 2500): the first row of an id wins.
+	second[10] = mixedEvent("m-0700", 7)   // before the original m-0700 (position 100): this one wins
+	second[5900] = mixedEvent("m-0606", 8) // after the original m-0606 (position 6): left out
+	third := batch(6600, 600)
+	for i := 400; i < 420; i++ { // a new column in some events of the third load
+		third[i] = []byte(strings.Replace(string(third[i]), `"properties":{`, `"properties":{"coupon":"SAVE10",`, 1))
+	}
+	redelivered := append(batch(7200, 10), first[:5]...)
+	loads := [][][]byte{first, second, third, redelivered}
+
+	dumps := map[string]schemaDump{}
+	for _, e := range []sqlengine.Engine{pg, duck} {
+		name := e.Dialect().Name()
+		l := NewWithOptions(e, slog.New(slog.DiscardHandler), Options{Now: func() time.Time { return fixedNow }})
+		for i, evs := range loads {
+			before := l.encodedRows.Load()
+			res, err := l.Load(t.Context(), "mixed", evs)
+			if err != nil {
+				t.Fatalf("%s: load %d: %v", name, i, err)
+			}
+			// Loads after the first find plans: sub-batches without repeated ids are written from
+			// their encodings (all but the new column's table in the third load).
+			if encoded := l.encodedRows.Load() - before; name == "postgres" && (i == 1 || i == 2) && encoded == 0 {
+				t.Fatalf("load %d: no rows written from encodings", i)
+			}
+			if name == "postgres" && i == 0 && l.plans["mixed"]["order_done"] == nil {
+				t.Fatal("no copy plan for order_done after the first load")
+			}
+			if i == 3 && (res.Rows["order_done"] != 10 || res.Rows["tracks"] != 10) {
+				t.Fatalf("%s: redelivered load wrote %v, want the 10 new events only", name, res.Rows)
+			}
+		}
+		dumps[name] = dumpSchema(t, e, "mixed")
+	}
+	d := dumps["postgres"]
+	d.count(t, "order_done", 7210-2) // m-0610 and m-6500 were replaced by repeated ids
+	d.want(t, "order_done", "m-0700", "total", int64(7))
+	d.want(t, "order_done", "m-0700", "name", "o-7")
+	d.want(t, "order_done", "m-0606", "total", nil)
+	d.want(t, "order_done", "m-0606", "name", "o-606")
+	d.want(t, "discards", "order_done|total|m-0606", "value", "2.5")
+	d.want(t, "order_done", "m-0603", "total", int64(603)) // "603" cast
+	d.want(t, "order_done", "m-0604", "total", int64(604)) // 604.0 cast
+	d.want(t, "order_done", "m-0605", "total", nil)
+	d.want(t, "discards", "order_done|total|m-0605", "value", "n/a")
+	d.want(t, "order_done", "m-0600", "name", nil)
+	d.want(t, "order_done", "m-7000", "coupon", "SAVE10")
+	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
+		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
+		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
+		t.Fatalf("engines differ\npostgres: %s\nduckdb: %s", a, b)
+	}
+}
+
+// TestFailedPartIsReloadedOnce checks loads whose later sub-batch fails after earlier ones
+// committed in their own transactions: the load fails as a whole, is loaded again, and every id
+// ends up stored once, with the rows counted once in the Result. The failing sub-batch holds
+// either ids stored before (the reload goes through the merge) or a row PostgreSQL refuses (the
+// batch is split until that event is discarded).
+func TestFailedPartIsReloadedOnce(t *testing.T) {
+	t.Parallel()
+	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	events := func(from, n int) [][]byte {
+		var evs [][]byte
+		for i := from; i < from+n; i++ {
+			evs = append(evs, mixedEvent(fmt.Sprintf("f-%05d", i), 7*i))
+		}
+		return evs
+	}
+	for _, tc := range []struct {
+		name     string
+		last     []byte // replaces the batch's last event
+		rows     int64  // new rows per table
+		discards int
+	}{
+		{"a stored id in the last sub-batch", mixedEvent("f-00000", 0), 3999, 0},
+		{"a row too big for PostgreSQL in the last sub-batch", intEvent("f-too-big", 1100), 3999, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			schemaName := strings.ReplaceAll(strings.Fields(tc.name)[1], "-", "") + "_part"
+			l := NewWithOptions(pg, slog.New(slog.DiscardHandler), Options{Now: func() time.Time { return fixedNow }})
+			if _, err := l.Load(t.Context(), schemaName, events(0, 1)); err != nil { // tables and plans
+				t.Fatal(err)
+			}
+			batch := events(1, 4000) // sub-batches of 1000, written in parallel transactions
+			batch[len(batch)-1] = tc.last
+			before := l.encodedRows.Load()
+			res, err := l.Load(t.Context(), schemaName, batch)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if l.encodedRows.Load() == before {
+				t.Fatal("no sub-batch was written from its encoding: the parallel path was not taken")
+			}
+			if res.Rows["tracks"] != tc.rows || res.Rows["order_done"] != tc.rows || res.Discards != tc.discards {
+				t.Fatalf("result %+v, want %d new rows per table and %d discards", res, tc.rows, tc.discards)
+			}
+			var n, distinct int
+			q := fmt.Sprintf(`SELECT count(*), count(DISTINCT id) FROM %q.order_done`, schemaName)
+			if err := pg.DB().QueryRowContext(t.Context(), q).Scan(&n, &distinct); err != nil {
+				t.Fatal(err)
+			}
+			if n != 4000 || distinct != 4000 {
+				t.Fatalf("order_done holds %d rows (%d ids), want 4000 once each", n, distinct)
+			}
+		})
+	}
+}
+
+func TestSubBatches(t *testing.T) {
+	t.Parallel()
+	pg := &Loader{d: sqlengine.PostgresDialect()}
+	duck := &Loader{d: sqlengine.DuckDBDialect()}
+	for _, tt := range []struct {
+		l    *Loader
+		n    int
+		cold bool
+		want []int
+	}{
+		{pg, 1, false, []int{1}},
+		{pg, 1000, false, []int{1000}},
+		{pg, 1000, true, []int{250, 750}},
+		{pg, 2001, false, []int{1000, 1001}},
+		{pg, 10000, false, []int{1000, 2250, 2250, 2250, 2250}},
+		{pg, 10000, true, []int{250, 2438, 2438, 2437, 2437}},
+		{pg, 50000, false, append([]int{1000}, slices.Repeat([]int{2450}, 20)...)},
+		{duck, 10000, true, []int{10000}},
+	} {
+		if got := tt.l.subBatches(tt.n, tt.cold); !slices.Equal(got, tt.want) {
+			t.Errorf("%s subBatches(%d, cold %v) = %v, want %v", tt.l.d.Name(), tt.n, tt.cold, got, tt.want)
+		}
+	}
 }

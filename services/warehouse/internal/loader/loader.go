@@ -1,7 +1,9 @@
 // Package loader writes batches of Segment events into a warehouse, creating and widening tables
-// as events arrive. A batch is loaded in one transaction; Load returns nil only after it committed,
-// so the caller acks the batch's JetStream messages only then (at-least-once). Redeliveries are
-// harmless: every table's id (the messageId) is its primary key and the merge skips existing ids.
+// as events arrive. Load returns nil only after every transaction holding the batch's rows
+// committed, so the caller acks the batch's JetStream messages only then (at-least-once).
+// Redeliveries are harmless: every table's id (the messageId) is its primary key, a direct COPY
+// that meets a stored id fails as a whole, and the batch is then loaded again through a merge
+// that skips stored ids, so each id is stored once however often its event is loaded.
 package loader
 
 import (
@@ -11,12 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyardhq/switchyard/services/internal/sqlengine"
@@ -37,8 +36,17 @@ const DiscardWholeRow = "*"
 // tableColumns maps a column name to its kind.
 type tableColumns map[string]sqlengine.ColumnKind
 
-// schemaLayout maps a table name to its columns.
-type schemaLayout map[string]tableColumns
+// tableLayout is what the loader knows of one table.
+type tableLayout struct {
+	cols tableColumns
+	// exact is true when every column has the type the dialect creates for its kind (always for
+	// the tables the loader created), so PostgreSQL loads can encode rows for sqlengine.CopyNew.
+	exact bool
+}
+
+// schemaLayout maps a table name to its layout. Layouts are replaced, never mutated, so a
+// shallow clone of a schemaLayout can be staged.
+type schemaLayout map[string]tableLayout
 
 // Selection is selective sync: tables and columns that are not loaded. Table and column names are
 // warehouse names (after snake_case), e.g. "pages" or "order_completed", and "context_ip".
@@ -109,6 +117,16 @@ type Loader struct {
 	// known is the committed layout per warehouse schema, read from information_schema on the
 	// schema's first load (so restarts work) and updated only after a commit.
 	known map[string]schemaLayout
+	// plans are the copy plans per warehouse schema and table (see copyPlan), kept like known.
+	plans map[string]map[string]*copyPlan
+	// builders are the row builders of prepare's goroutines, kept between loads (their name
+	// caches stay warm). Only one load runs at a time, and within it only its preparing
+	// goroutine uses them.
+	builders []*schema.Builder
+	// copyData is the encoding buffer of the general path's sqlengine.CopyNew.
+	copyData sqlengine.CopyData
+	// encodedRows counts the rows written from prepare's encodings (for tests).
+	encodedRows atomic.Int64
 }
 
 // New returns a Loader writing through e with default options.
@@ -125,7 +143,8 @@ func NewWithOptions(e sqlengine.Engine, logger *slog.Logger, opts Options) *Load
 	if now == nil {
 		now = time.Now
 	}
-	return &Loader{e: e, d: e.Dialect(), logger: logger, opts: opts, now: now, known: map[string]schemaLayout{}}
+	return &Loader{e: e, d: e.Dialect(), logger: logger, opts: opts, now: now,
+		known: map[string]schemaLayout{}, plans: map[string]map[string]*copyPlan{}}
 }
 
 // discard is one value (or, with column DiscardWholeRow, one row) that could not be stored; it is
@@ -138,13 +157,16 @@ type discard struct {
 // Load writes events (raw Segment event JSON, as stored in the EVENTS stream) into schemaName, which
 // must be a valid identifier (the caller passes the source's slug). Events that can never be loaded
 // (not JSON, no messageId, unknown type) are logged and skipped, so one bad event cannot block a
-// stream. Everything else is written in one transaction; Load returns nil only after COMMIT.
+// stream. Everything else is written in sub-batches, each in one transaction (on PostgreSQL up to
+// two at once, see loadParts); Load returns nil only after all of them committed.
 //
 // When the database refuses the data itself (sqlengine.IsDataError: a value or a row it cannot
 // hold) while it is reachable, the batch is split in halves and each half loaded on its own, down to
 // the single event, which is then recorded in discards with the database's reason and skipped: one
-// bad row never blocks the rest. Any other error (the warehouse is down) is returned, nothing is
-// committed, and the caller retries the whole batch later.
+// bad row never blocks the rest. Any other error (the warehouse is down) is returned and the caller
+// retries the whole batch later; sub-batches that committed before the error stay, and the retry
+// stores none of their rows again. The Result of a failed Load counts the rows those sub-batches
+// stored.
 func (l *Loader) Load(ctx context.Context, schemaName string, events [][]byte) (Result, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -154,14 +176,13 @@ func (l *Loader) Load(ctx context.Context, schemaName string, events [][]byte) (
 }
 
 func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events [][]byte, res *Result) error {
-	one, err := l.loadOnce(ctx, schemaName, events, false)
-	if errors.Is(err, sqlengine.ErrConcurrentKey) {
-		// Another writer inserted one of the ids after the probe: load again through the merge.
-		one, err = l.loadOnce(ctx, schemaName, events, true)
-	}
+	one, err := l.loadOnce(ctx, schemaName, events)
 	if err == nil {
 		res.add(one)
 		return nil
+	}
+	for t, n := range one.Rows { // stored by parts that committed before the failure
+		res.Rows[t] += n
 	}
 	if !sqlengine.IsDataError(err) || ctx.Err() != nil {
 		return err
@@ -182,7 +203,11 @@ func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events []
 
 // discardEvent records a single event the database refused in discards (its own transaction).
 func (l *Loader) discardEvent(ctx context.Context, schemaName string, raw []byte, cause error, res *Result) error {
-	rows := l.buildRows(ctx, schemaName, [][]byte{raw}, l.now().UTC(), &Result{})
+	p := l.prepare([][]byte{raw}, 0, l.now().UTC(), nil, 1)
+	var rows []schema.Row
+	if ev := p.events[0]; ev.err == nil {
+		rows = ev.rows
+	}
 	if len(rows) == 0 {
 		return nil
 	}
@@ -190,7 +215,7 @@ func (l *Loader) discardEvent(ctx context.Context, schemaName string, raw []byte
 	var ds []discard
 	for _, r := range rows {
 		ds = append(ds, discard{table: r.Table, column: DiscardWholeRow, value: string(raw), rowID: r.ID(),
-			receivedAt: r.Columns["received_at"].V, reason: reason})
+			receivedAt: receivedAt(r), reason: reason})
 	}
 	err := l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, schemaName)); err != nil {
@@ -227,123 +252,140 @@ func (l *Loader) inTx(ctx context.Context, f func(conn *sql.Conn, tx *sql.Tx) er
 	return nil
 }
 
-// loadOnce loads events in one transaction. merge disables the direct-write fast path
-// (sqlengine.InsertNew), so every table is written through the staging table and merge.
-func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte, merge bool) (Result, error) {
-	res := Result{Rows: map[string]int64{}}
-	rows := l.buildRows(ctx, schemaName, events, l.now().UTC(), &res)
-	if len(rows) == 0 {
-		return res, nil
+// loadOnce loads events. Rows go straight into their tables (sqlengine.CopyNew) when the engine
+// allows it; when one of their ids is stored already (a redelivery, or a concurrent writer), the
+// load is started again through the staging table and merge, which skips stored ids. On failure,
+// the Result holds the rows that parts which committed stored.
+func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byte) (Result, error) {
+	res, err := l.loadParts(ctx, schemaName, events, false)
+	if errors.Is(err, sqlengine.ErrKeyExists) {
+		var again Result
+		again, err = l.loadParts(ctx, schemaName, events, true)
+		for t, n := range res.Rows {
+			again.Rows[t] += n
+		}
+		res = again
 	}
-	known, err := l.layout(ctx, schemaName)
-	if err != nil {
-		return res, err
+	return res, err
+}
+
+// subBatches cuts a load of n events into sub-batches and returns their sizes. On PostgreSQL a
+// load starts with a small sub-batch (firstSubBatch events), so the database starts early, then
+// continues with sub-batches of about subBatch events: large enough for few statements per
+// table, small enough that there is always one to build while others are written. When the
+// schema has no copy plans yet (its first load), the first sub-batch is smaller still
+// (coldSubBatch): it creates the tables and their plans, so the rest of the load is encoded.
+// DuckDB runs in this process: its writes take the CPU the next sub-batch would be built with,
+// and each statement costs more than on PostgreSQL, so a load is one sub-batch there.
+func (l *Loader) subBatches(n int, coldStart bool) []int {
+	var sizes []int
+	if l.d.Name() != "postgres" {
+		return append(sizes, n)
 	}
-	staged := maps.Clone(known) // tables are replaced, never mutated, so a shallow clone is enough
-	err = l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
-		return l.write(ctx, conn, tx, schemaName, staged, rows, merge, &res)
+	first := firstSubBatch
+	if coldStart {
+		first = coldSubBatch
+	}
+	if n > 2*first {
+		sizes = append(sizes, first)
+		n -= first
+	}
+	for parts := max(1, (n+subBatch/2)/subBatch); parts > 0; parts-- {
+		size := (n + parts - 1) / parts
+		sizes = append(sizes, size)
+		n -= size
+	}
+	return sizes
+}
+
+const (
+	firstSubBatch = 1000
+	coldSubBatch  = 250
+	subBatch      = 2500
+)
+
+// loadParts loads events in sub-batches: while one is written, a goroutine already parses,
+// builds and encodes the next (prepare), so the database's work and the CPU's overlap. On
+// PostgreSQL each sub-batch is a transaction of its own, and up to parallelWrites of them run at
+// once (partWriter). merge disables the direct-write path (sqlengine.CopyNew): every table goes
+// through the staging table and merge, one sub-batch at a time.
+//
+// A sub-batch with rows of a table that had no copy plan (a new table or new columns) is written
+// through the general path, which creates the plan; the next sub-batch is prepared only after
+// that, so it is encoded.
+func (l *Loader) loadParts(ctx context.Context, schemaName string, events [][]byte, merge bool) (Result, error) {
+	plans := &copyPlans{m: maps.Clone(l.plans[schemaName])}
+	if merge || l.d.Name() != "postgres" || l.opts.MultiRowInsert {
+		plans = nil
+	}
+	loadedAt := l.now().UTC()
+	pctx, cancel := context.WithCancel(ctx)
+	ready := make(chan *prepared)
+	written := make(chan struct{}, 1) // a sub-batch with unplanned tables was written
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ready)
+		// The first sub-batch is built on every CPU. The next ones are built while sub-batches are
+		// written, which takes CPU too (the database's when it shares the machine, the
+		// connection's otherwise): one CPU is left to that on PostgreSQL.
+		cpus := runtime.GOMAXPROCS(0)
+		start := 0
+		for _, size := range l.subBatches(len(events), plans != nil && len(plans.m) == 0) {
+			p := l.prepare(events[start:start+size], start, loadedAt, plans.snapshot(), cpus)
+			if l.d.Name() == "postgres" {
+				cpus = max(1, runtime.GOMAXPROCS(0)-1)
+			}
+			start += size
+			unplanned := p.unplanned // p belongs to the writer once handed over
+			select {
+			case ready <- p:
+			case <-pctx.Done():
+				p.release()
+				return
+			}
+			if plans != nil && unplanned {
+				select {
+				case <-written:
+				case <-pctx.Done():
+					return
+				}
+			}
+		}
 	})
+	defer wg.Wait()
+	defer cancel()
+
+	w := newPartWriter(l, schemaName, merge, plans)
+	for p := range ready {
+		unplanned := p.unplanned // p is released once written
+		ok := w.dispatch(ctx, p)
+		if plans != nil && unplanned {
+			written <- struct{}{}
+		}
+		if !ok {
+			break
+		}
+	}
+	res, err := w.wait()
 	if err != nil {
-		// The database may now differ from what we believed; read it again next time.
-		delete(l.known, schemaName)
+		l.forget(schemaName, err)
 		return res, fmt.Errorf("load into %q: %w", schemaName, err)
 	}
-	l.known[schemaName] = staged
+	if plans != nil {
+		l.plans[schemaName] = plans.m
+	}
 	return res, nil
 }
 
-func (l *Loader) buildRows(ctx context.Context, schemaName string, events [][]byte, loadedAt time.Time, res *Result) []schema.Row {
-	var rows []schema.Row
-	sel := l.opts.Selection
-	all := buildEvents(events, loadedAt)
-	for i, ev := range all {
-		built, notices, err := ev.rows, ev.notices, ev.err
-		if err != nil {
-			l.logger.WarnContext(ctx, "skipping event that cannot be loaded", "schema", schemaName, "index", i, "error", err)
-			res.Skipped++
-			res.notice("event skipped: %v", err)
-			continue
-		}
-		for _, n := range notices {
-			l.logger.WarnContext(ctx, "event key not loaded as sent", "schema", schemaName, "table", n.Table,
-				"column", n.Column, "key", n.Key, "reason", n.Reason)
-			res.notice("%s: key %q: %s", n.Table, n.Key, n.Reason)
-		}
-		for _, r := range built {
-			if sel.DisabledTables[r.Table] {
-				continue
-			}
-			if len(sel.DisabledColumns) > 0 {
-				r = dropColumns(r, sel.DisabledColumns[r.Table], sel.DisabledColumns["*"])
-			}
-			rows = append(rows, r)
-		}
+// forget drops what the loader believes of schemaName's tables after a load failed with err,
+// so the next load reads them again: the database may differ from what it believed. A stored id
+// (sqlengine.ErrKeyExists) says nothing about the tables.
+func (l *Loader) forget(schemaName string, err error) {
+	if errors.Is(err, sqlengine.ErrKeyExists) {
+		return
 	}
-	return rows
-}
-
-// builtEvent is one event turned into rows (or the reason it cannot be).
-type builtEvent struct {
-	rows    []schema.Row
-	notices []schema.Notice
-	err     error
-}
-
-// minEventsPerWorker is the smallest share of a batch worth a goroutine of its own.
-const minEventsPerWorker = 128
-
-// buildEvents parses and builds every event. This is most of a load's CPU time, and the database
-// sits idle meanwhile, so large batches are split over GOMAXPROCS goroutines; the results keep the
-// events' order, so logs, notices and rows come out exactly as from one goroutine.
-func buildEvents(events [][]byte, loadedAt time.Time) []builtEvent {
-	out := make([]builtEvent, len(events))
-	one := func(i int) {
-		ev, err := schema.ParseObject(events[i])
-		if err == nil {
-			out[i].rows, out[i].notices, err = schema.Build(ev, loadedAt)
-		}
-		out[i].err = err
-	}
-	workers := min(runtime.GOMAXPROCS(0), len(events)/minEventsPerWorker)
-	if workers <= 1 {
-		for i := range events {
-			one(i)
-		}
-		return out
-	}
-	var wg sync.WaitGroup
-	per := (len(events) + workers - 1) / workers
-	for start := 0; start < len(events); start += per {
-		wg.Go(func() {
-			for i := start; i < min(start+per, len(events)); i++ {
-				one(i)
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// dropColumns returns r without the disabled columns; id and received_at always stay.
-func dropColumns(r schema.Row, sets ...map[string]bool) schema.Row {
-	out := r
-	cloned := false
-	for _, set := range sets {
-		for c := range set {
-			if c == "id" || c == "received_at" {
-				continue
-			}
-			if _, ok := out.Columns[c]; !ok {
-				continue
-			}
-			if !cloned {
-				out.Columns = maps.Clone(r.Columns)
-				cloned = true
-			}
-			delete(out.Columns, c)
-		}
-	}
-	return out
+	delete(l.known, schemaName)
+	delete(l.plans, schemaName)
 }
 
 // layout returns the committed layout of schemaName, reading it from the database on first use.
@@ -367,388 +409,17 @@ func (l *Loader) layout(ctx context.Context, schemaName string) (schemaLayout, e
 		if !ok {
 			k = sqlengine.KindString // a type we never create: values are cast to text
 		}
-		if s[table] == nil {
-			s[table] = tableColumns{}
+		t, seen := s[table]
+		if !seen {
+			t = tableLayout{cols: tableColumns{}, exact: true}
 		}
-		s[table][column] = k
+		t.cols[column] = k
+		t.exact = t.exact && ok && (l.d.Name() != "postgres" || sqlengine.CopyableType(k, dataType))
+		s[table] = t
 	}
 	if err := rs.Err(); err != nil {
 		return nil, fmt.Errorf("read layout of %q: %w", schemaName, err)
 	}
 	l.known[schemaName] = s
 	return s, nil
-}
-
-// write runs the whole load inside tx, recording new tables and columns in staged.
-func (l *Loader) write(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, staged schemaLayout, rows []schema.Row, merge bool, res *Result) error {
-	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, schemaName)); err != nil {
-		return fmt.Errorf("create schema %q: %w", schemaName, err)
-	}
-	var order []string
-	byTable := map[string][]schema.Row{}
-	for _, r := range rows {
-		if _, ok := byTable[r.Table]; !ok {
-			order = append(order, r.Table)
-		}
-		byTable[r.Table] = append(byTable[r.Table], r)
-	}
-	var discards []discard
-	for _, table := range order {
-		trows, tooWide, err := l.ensureTable(ctx, tx, schemaName, staged, table, byTable[table])
-		if err != nil {
-			return err
-		}
-		discards = append(discards, tooWide...)
-		if len(trows) == 0 {
-			continue
-		}
-		var d []discard
-		var n int64
-		switch table {
-		case schema.TableUsers, schema.TableAccounts:
-			n, d, err = l.upsert(ctx, tx, schemaName, staged[table], table, trows)
-		default:
-			n, d, err = l.insert(ctx, conn, tx, schemaName, staged[table], table, trows, merge)
-		}
-		if err != nil {
-			return err
-		}
-		res.Rows[table] += n
-		discards = append(discards, d...)
-	}
-	if err := l.writeDiscards(ctx, conn, tx, schemaName, discards); err != nil {
-		return err
-	}
-	res.Discards += len(discards)
-	for _, d := range discards {
-		res.notice("%s.%s of %s discarded: %s", d.table, d.column, d.rowID, d.reason)
-	}
-	return nil
-}
-
-// ensureTable creates table if needed and adds the columns rows need. A new column's type is the
-// kind of its values in this batch; when they disagree, int and float give float and any other
-// mix gives string, which can hold every value. A row whose new columns would take the table past
-// MaxColumns is left out (returned as a whole-row discard); later rows may still fit.
-func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, table string, rows []schema.Row) ([]schema.Row, []discard, error) {
-	name := sqlengine.QualifiedName(l.d, schemaName, table)
-	cols, exists := staged[table]
-	if !exists {
-		cols = tableColumns{"id": sqlengine.KindString}
-	}
-	added := map[string]sqlengine.ColumnKind{}
-	kept := rows[:0:0]
-	var tooWide []discard
-	for _, r := range rows {
-		var fresh []string
-		for c := range r.Columns {
-			if _, ok := cols[c]; ok {
-				continue
-			}
-			if _, ok := added[c]; ok {
-				continue
-			}
-			fresh = append(fresh, c)
-		}
-		if n := len(cols) + len(added) + len(fresh); n > MaxColumns {
-			tooWide = append(tooWide, discard{
-				table: table, column: DiscardWholeRow, value: strconv.Itoa(len(r.Columns)) + " columns", rowID: r.ID(),
-				receivedAt: r.Columns["received_at"].V,
-				reason:     fmt.Sprintf("the row needs %d new columns and the table would have %d, over the %d-column limit", len(fresh), n, MaxColumns),
-			})
-			continue
-		}
-		for c, v := range r.Columns {
-			if _, ok := cols[c]; ok {
-				continue
-			}
-			if k, seen := added[c]; seen {
-				added[c] = mergeKinds(k, v.Kind)
-			} else {
-				added[c] = v.Kind
-			}
-		}
-		kept = append(kept, r)
-	}
-	if len(kept) == 0 {
-		return nil, tooWide, nil
-	}
-	if !exists {
-		q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s %s PRIMARY KEY)", name, l.d.QuoteIdent("id"), l.d.ColumnType(sqlengine.KindString))
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return nil, nil, fmt.Errorf("create table %s: %w", name, err)
-		}
-	}
-	if len(added) == 0 && exists {
-		return kept, tooWide, nil
-	}
-	cols = maps.Clone(cols)
-	for _, c := range slices.Sorted(maps.Keys(added)) {
-		q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", name, l.d.QuoteIdent(c), l.d.ColumnType(added[c]))
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return nil, nil, fmt.Errorf("add column %s to %s: %w", c, name, err)
-		}
-		cols[c] = added[c]
-	}
-	staged[table] = cols
-	return kept, tooWide, nil
-}
-
-func mergeKinds(a, b sqlengine.ColumnKind) sqlengine.ColumnKind {
-	switch {
-	case a == b:
-		return a
-	case (a == sqlengine.KindInt || a == sqlengine.KindFloat) && (b == sqlengine.KindInt || b == sqlengine.KindFloat):
-		return sqlengine.KindFloat
-	default:
-		return sqlengine.KindString
-	}
-}
-
-// rowValues casts a row's values to the column kinds of cols (in order), collecting discards.
-func rowValues(table string, cols []string, kinds tableColumns, r schema.Row, discards *[]discard) []any {
-	vals := make([]any, len(cols))
-	for i, c := range cols {
-		v, ok := r.Columns[c]
-		if !ok {
-			continue
-		}
-		cv, err := cast(v, kinds[c])
-		if err != nil {
-			*discards = append(*discards, discard{
-				table: table, column: c, value: text(v), rowID: r.ID(),
-				receivedAt: r.Columns["received_at"].V, reason: err.Error(),
-			})
-			continue
-		}
-		vals[i] = cv
-	}
-	return vals
-}
-
-// insert writes rows through the engine's bulk path and merges them on id, skipping ids already
-// present. Within the batch the first row for an id wins.
-func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, kinds tableColumns, table string, rows []schema.Row, merge bool) (int64, []discard, error) {
-	seen := map[string]bool{}
-	unique := rows[:0:0]
-	used := map[string]bool{}
-	for _, r := range rows {
-		if seen[r.ID()] {
-			continue
-		}
-		seen[r.ID()] = true
-		unique = append(unique, r)
-		for c := range r.Columns {
-			used[c] = true
-		}
-	}
-	cols := slices.Sorted(maps.Keys(used))
-	var discards []discard
-	values := make([][]any, len(unique))
-	for i, r := range unique {
-		values[i] = rowValues(table, cols, kinds, r, &discards)
-	}
-	if l.opts.MultiRowInsert {
-		n, err := l.multiRowInsert(ctx, tx, schemaName, table, cols, values)
-		return n, discards, err
-	}
-	typed := make([]sqlengine.Column, len(cols))
-	for i, c := range cols {
-		typed[i] = sqlengine.Column{Name: c, Kind: kinds[c]}
-	}
-	if merge {
-		n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
-		return n, discards, err
-	}
-	n, err := sqlengine.InsertNew(ctx, conn, tx, l.d, schemaName, table, slices.Index(cols, "id"), typed, values)
-	return n, discards, err
-}
-
-// multiRowInsert writes values with multi-row INSERTs that skip ids already present.
-func (l *Loader) multiRowInsert(ctx context.Context, tx *sql.Tx, schemaName, table string, cols []string, values [][]any) (int64, error) {
-	quoted := make([]string, len(cols))
-	for i, c := range cols {
-		quoted[i] = l.d.QuoteIdent(c)
-	}
-	head := fmt.Sprintf("INSERT INTO %s (%s) VALUES ", sqlengine.QualifiedName(l.d, schemaName, table), strings.Join(quoted, ", "))
-	tail := fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", l.d.QuoteIdent("id"))
-	perStmt := max(1, maxParams/len(cols))
-	var total int64
-	for chunk := range slices.Chunk(values, perStmt) {
-		var b strings.Builder
-		b.WriteString(head)
-		args := make([]any, 0, len(chunk)*len(cols))
-		for i, vals := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteByte('(')
-			for j := range cols {
-				if j > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(l.d.Placeholder(len(args) + j + 1))
-			}
-			b.WriteByte(')')
-			args = append(args, vals...)
-		}
-		b.WriteString(tail)
-		r, err := tx.ExecContext(ctx, b.String(), args...)
-		if err != nil {
-			return 0, fmt.Errorf("insert into %s.%s: %w", schemaName, table, err)
-		}
-		n, _ := r.RowsAffected()
-		total += n
-	}
-	return total, nil
-}
-
-// upsert applies users or accounts rows one at a time, in received_at order: each row overwrites
-// the traits it carries and leaves the others, so a user (account) holds the latest non-null value
-// of every trait. A row older (by received_at) than the stored one changes nothing, so a
-// redelivered old identify cannot roll a user back.
-func (l *Loader) upsert(ctx context.Context, tx *sql.Tx, schemaName string, kinds tableColumns, tableName string, rows []schema.Row) (int64, []discard, error) {
-	slices.SortStableFunc(rows, func(a, b schema.Row) int {
-		ta, _ := a.Columns["received_at"].V.(time.Time)
-		tb, _ := b.Columns["received_at"].V.(time.Time)
-		return ta.Compare(tb)
-	})
-	table := sqlengine.QualifiedName(l.d, schemaName, tableName)
-	self := l.d.QuoteIdent(tableName)
-	recv := l.d.QuoteIdent("received_at")
-	var discards []discard
-	var total int64
-	for _, r := range rows {
-		cols := slices.Sorted(maps.Keys(r.Columns))
-		quoted := make([]string, len(cols))
-		ph := make([]string, len(cols))
-		var set []string
-		for i, c := range cols {
-			quoted[i] = l.d.QuoteIdent(c)
-			ph[i] = l.d.Placeholder(i + 1)
-			if c != "id" {
-				set = append(set, fmt.Sprintf("%s = EXCLUDED.%s", quoted[i], quoted[i]))
-			}
-		}
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s WHERE %s.%s IS NULL OR %s.%s <= EXCLUDED.%s",
-			table, strings.Join(quoted, ", "), strings.Join(ph, ", "), l.d.QuoteIdent("id"),
-			strings.Join(set, ", "), self, recv, self, recv, recv)
-		args := rowValues(tableName, cols, kinds, r, &discards)
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return 0, nil, fmt.Errorf("upsert into %s: %w", table, err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
-	}
-	return total, discards, nil
-}
-
-// discardColumns is the discards table's layout.
-var discardColumns = []sqlengine.Column{
-	{Name: "table_name", Kind: sqlengine.KindString},
-	{Name: "column_name", Kind: sqlengine.KindString},
-	{Name: "value", Kind: sqlengine.KindString},
-	{Name: "row_id", Kind: sqlengine.KindString},
-	{Name: "received_at", Kind: sqlengine.KindTimestamp},
-	{Name: "reason", Kind: sqlengine.KindString},
-	{Name: "uuid_ts", Kind: sqlengine.KindTimestamp},
-}
-
-// writeDiscards records values and rows that were not stored in the schema's discards table. Its
-// key is (table_name, column_name, row_id), so a redelivered batch records nothing twice.
-func (l *Loader) writeDiscards(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, discards []discard) error {
-	if len(discards) == 0 {
-		return nil
-	}
-	name := sqlengine.QualifiedName(l.d, schemaName, schema.TableDiscards)
-	str, ts := l.d.ColumnType(sqlengine.KindString), l.d.ColumnType(sqlengine.KindTimestamp)
-	q := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (
-	table_name %s NOT NULL, column_name %s NOT NULL, value %s, row_id %s NOT NULL,
-	received_at %s, reason %s, uuid_ts %s,
-	PRIMARY KEY (table_name, column_name, row_id))`, name, str, str, str, str, ts, str, ts)
-	if _, err := tx.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	now := l.now().UTC()
-	seen := map[[3]string]bool{}
-	var values [][]any
-	for _, d := range discards {
-		k := [3]string{d.table, d.column, d.rowID}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		l.logger.WarnContext(ctx, "value not stored: recorded in discards", "schema", schemaName,
-			"table", d.table, "column", d.column, "row_id", d.rowID, "reason", d.reason)
-		values = append(values, []any{d.table, d.column, d.value, d.rowID, d.receivedAt, d.reason, now})
-	}
-	_, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, schema.TableDiscards,
-		[]string{"table_name", "column_name", "row_id"}, discardColumns, values)
-	return err
-}
-
-// errNoCast is wrapped by cast when a value cannot become the column's type.
-var errNoCast = errors.New("cannot cast")
-
-// cast converts v to a value of kind k. It is a best-effort conversion ("attempt a best effort
-// conversion to cast the fields to the target data type"): anything becomes text; numbers move
-// between int and float when no precision is lost; numeric and boolean text is parsed. Anything
-// else fails, and the caller stores NULL plus a discards record instead of widening the column.
-func cast(v schema.Value, k sqlengine.ColumnKind) (any, error) {
-	if v.Kind == k {
-		return v.V, nil
-	}
-	fail := fmt.Errorf("%w %s value to %s column", errNoCast, v.Kind, k)
-	switch k {
-	case sqlengine.KindString:
-		return text(v), nil
-	case sqlengine.KindFloat:
-		switch x := v.V.(type) {
-		case int64:
-			if x >= -(1<<53) && x <= 1<<53 {
-				return float64(x), nil
-			}
-		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-				return f, nil
-			}
-		}
-	case sqlengine.KindInt:
-		switch x := v.V.(type) {
-		case float64:
-			if x == math.Trunc(x) && x >= math.MinInt64 && x < math.MaxInt64 {
-				return int64(x), nil
-			}
-		case string:
-			if i, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64); err == nil {
-				return i, nil
-			}
-		}
-	case sqlengine.KindBool:
-		if x, ok := v.V.(string); ok {
-			if b, err := strconv.ParseBool(x); err == nil {
-				return b, nil
-			}
-		}
-	}
-	return nil, fail
-}
-
-// text renders a value for a string column or the discards table.
-func text(v schema.Value) string {
-	switch x := v.V.(type) {
-	case string:
-		return x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
-	case time.Time:
-		return x.UTC().Format(time.RFC3339Nano)
-	default:
-		return fmt.Sprint(x)
-	}
 }

@@ -360,7 +360,12 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 	}
 	first := true
 	size := w.settings.BatchSize
-	perMsg := 1.0 // events per message in the last fetch
+	// Events per message in the last fetch. Until one was seen, assume Ingest's typical pack
+	// (a batch request): with single-event messages the first load is then small and the next
+	// fetch adapts; assuming one event per message could make the first load 100 times the
+	// batch size.
+	perMsg := 100.0
+	waiting := cons.CachedInfo().NumPending
 	for {
 		trigger := history.TriggerContinuous
 		if !continuous {
@@ -382,7 +387,7 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 		for {
 			// Sizes count events; a message holds one event or a pack of them, so the fetch asks
 			// for the number of messages that held size events in the last fetch.
-			msgs, err := fetch(ctx, cons, max(1, int(math.Ceil(float64(size)/perMsg))), w.settings.BatchWait)
+			msgs, err := fetch(ctx, cons, max(1, int(math.Ceil(float64(size)/perMsg))), w.settings.BatchWait, waiting)
 			if ctx.Err() != nil {
 				nakAll(msgs)
 				return nil
@@ -396,7 +401,8 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 					perMsg = float64(events) / float64(len(msgs))
 				}
 			}
-			size = w.settings.NextBatchSize(events, uint64(float64(pendingAfter(msgs))*perMsg))
+			waiting = pendingAfter(msgs)
+			size = w.settings.NextBatchSize(events, uint64(float64(waiting)*perMsg))
 			if err != nil {
 				w.history.DiscardCurrentIfEmpty()
 				w.history.Finish()
@@ -417,11 +423,19 @@ func (m *Manager) consume(ctx context.Context, logger *slog.Logger, ld *loader.L
 	}
 }
 
-// fetch runs one pull request bounded by maxWait and collects what it delivers.
-func fetch(ctx context.Context, cons natsjs.Consumer, batchSize int, maxWait time.Duration) ([]natsjs.Msg, error) {
+// fetch runs one pull request and collects what it delivers: when events are known to wait
+// (waiting > 0) it takes what is there at once, otherwise it waits up to maxWait for batchSize
+// messages.
+func fetch(ctx context.Context, cons natsjs.Consumer, batchSize int, maxWait time.Duration, waiting uint64) ([]natsjs.Msg, error) {
 	fctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
-	batch, err := cons.Fetch(batchSize, natsjs.FetchContext(fctx))
+	var batch natsjs.MessageBatch
+	var err error
+	if waiting > 0 {
+		batch, err = cons.FetchNoWait(batchSize)
+	} else {
+		batch, err = cons.Fetch(batchSize, natsjs.FetchContext(fctx))
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, nil
@@ -542,6 +556,15 @@ func (m *Manager) loadBatch(ctx context.Context, logger *slog.Logger, ld *loader
 					_ = msg.Ack()
 				}
 				break
+			}
+			if len(res.Rows) > 0 {
+				// Sub-batches that committed before the failure stay (the retry's merge skips
+				// them): count their rows now.
+				rows := make(map[string]int64, len(res.Rows))
+				for t, n := range res.Rows {
+					rows[schemaName+"."+t] = n
+				}
+				w.history.Loaded(0, rows, 0, nil)
 			}
 			logger.ErrorContext(lctx, "warehouse load failed; holding the batch and retrying", "schema", schemaName, "events", len(evs), "retry_in", wait, "err", err)
 			w.history.Failed(err)

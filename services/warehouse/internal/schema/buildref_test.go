@@ -1,17 +1,42 @@
 package schema
 
-// The implementation of Build before it was optimized, kept as the oracle of
-// TestBuildMatchesReference: the fast Build must return exactly the same rows and notices.
+// The implementation of Build before it was optimized (maps of columns, one flatten per object
+// merged afterwards), kept as the oracle of TestBuildMatchesReference: the fast Build must return
+// exactly the same rows (as sets of columns) and notices.
 
 import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/switchyardhq/switchyard/services/internal/sqlengine"
 )
 
-func refBuild(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
+// refRow is a row as the reference builds it.
+type refRow struct {
+	Table   string
+	Columns map[string]Value
+}
+
+// asRefRows converts Build's rows to the reference's form, failing on a column given twice or an
+// id that is not first.
+func asRefRows(rows []Row) ([]refRow, error) {
+	var out []refRow
+	for _, r := range rows {
+		m := make(map[string]Value, len(r.Columns))
+		for i, c := range r.Columns {
+			if _, dup := m[c.Name]; dup {
+				return nil, fmt.Errorf("%s: column %s given twice", r.Table, c.Name)
+			}
+			if (c.Name == "id") != (i == 0) {
+				return nil, fmt.Errorf("%s: id is not the first column", r.Table)
+			}
+			m[c.Name] = c.Value
+		}
+		out = append(out, refRow{Table: r.Table, Columns: m})
+	}
+	return out, nil
+}
+
+func refBuild(ev Object, loadedAt time.Time) ([]refRow, []Notice, error) {
 	loadedAt = loadedAt.UTC()
 	typ := str(ev, "type")
 	msgID := str(ev, "messageId")
@@ -21,22 +46,22 @@ func refBuild(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 	b := refBuilder{}
 
 	common := map[string]Value{
-		"id":      {sqlengine.KindString, msgID},
-		"uuid_ts": {sqlengine.KindTimestamp, loadedAt},
+		"id":      StringValue(msgID),
+		"uuid_ts": TimeValue(loadedAt),
 	}
 	received := loadedAt
 	if t, ok := parseTime(str(ev, "receivedAt")); ok {
 		received = t
 	}
-	common["received_at"] = Value{sqlengine.KindTimestamp, received}
+	common["received_at"] = TimeValue(received)
 	for key, col := range map[string]string{"sentAt": "sent_at", "timestamp": "timestamp", "originalTimestamp": "original_timestamp"} {
 		if t, ok := parseTime(str(ev, key)); ok {
-			common[col] = Value{sqlengine.KindTimestamp, t}
+			common[col] = TimeValue(t)
 		}
 	}
 	for key, col := range map[string]string{"anonymousId": "anonymous_id", "userId": "user_id"} {
 		if s := str(ev, key); s != "" {
-			common[col] = Value{sqlengine.KindString, s}
+			common[col] = StringValue(s)
 		}
 	}
 	if ctx, ok := obj(ev, "context"); ok {
@@ -46,7 +71,7 @@ func refBuild(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 		}
 	}
 
-	var rows []Row
+	var rows []refRow
 	switch typ {
 	case "track":
 		text := str(ev, "event")
@@ -58,26 +83,26 @@ func refBuild(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 			table = "_" + table
 		}
 		base := refWith(common, map[string]Value{
-			"event":      {sqlengine.KindString, table},
-			"event_text": {sqlengine.KindString, text},
+			"event":      StringValue(table),
+			"event_text": StringValue(text),
 		})
-		rows = append(rows, Row{Table: TableTracks, Columns: base})
+		rows = append(rows, refRow{Table: TableTracks, Columns: base})
 		if table == "" {
 			b.notice(TableTracks, "", text, "event name has no letters or digits: no event table")
 			break
 		}
 		props := b.fields(table, ev, "properties", nil)
-		rows = append(rows, Row{Table: table, Columns: refWith(base, props)})
+		rows = append(rows, refRow{Table: table, Columns: refWith(base, props)})
 	case "identify":
 		traits := b.fields(TableIdentifies, ev, "traits", nil)
-		rows = append(rows, Row{Table: TableIdentifies, Columns: refWith(common, traits)})
+		rows = append(rows, refRow{Table: TableIdentifies, Columns: refWith(common, traits)})
 		if uid, ok := common["user_id"]; ok {
 			user := refWith(map[string]Value{
 				"id":          uid,
 				"received_at": common["received_at"],
 				"uuid_ts":     common["uuid_ts"],
 			}, traits)
-			rows = append(rows, Row{Table: TableUsers, Columns: user})
+			rows = append(rows, refRow{Table: TableUsers, Columns: user})
 		}
 	case "page", "screen":
 		table := TablePages
@@ -86,31 +111,31 @@ func refBuild(ev Object, loadedAt time.Time) ([]Row, []Notice, error) {
 		}
 		extra := map[string]Value{}
 		if name := str(ev, "name"); name != "" {
-			extra["name"] = Value{sqlengine.KindString, name}
+			extra["name"] = StringValue(name)
 		}
 		props := b.fields(table, ev, "properties", map[string]bool{"name": true})
-		rows = append(rows, Row{Table: table, Columns: refWith(refWith(common, extra), props)})
+		rows = append(rows, refRow{Table: table, Columns: refWith(refWith(common, extra), props)})
 	case "group":
 		extra := map[string]Value{}
 		if gid := str(ev, "groupId"); gid != "" {
-			extra["group_id"] = Value{sqlengine.KindString, gid}
+			extra["group_id"] = StringValue(gid)
 		}
 		traits := b.fields(TableGroups, ev, "traits", map[string]bool{"group_id": true})
-		rows = append(rows, Row{Table: TableGroups, Columns: refWith(refWith(common, extra), traits)})
+		rows = append(rows, refRow{Table: TableGroups, Columns: refWith(refWith(common, extra), traits)})
 		if gid, ok := extra["group_id"]; ok {
 			account := refWith(map[string]Value{
 				"id":          gid,
 				"received_at": common["received_at"],
 				"uuid_ts":     common["uuid_ts"],
 			}, traits)
-			rows = append(rows, Row{Table: TableAccounts, Columns: account})
+			rows = append(rows, refRow{Table: TableAccounts, Columns: account})
 		}
 	case "alias":
 		extra := map[string]Value{}
 		if prev := str(ev, "previousId"); prev != "" {
-			extra["previous_id"] = Value{sqlengine.KindString, prev}
+			extra["previous_id"] = StringValue(prev)
 		}
-		rows = append(rows, Row{Table: TableAliases, Columns: refWith(common, extra)})
+		rows = append(rows, refRow{Table: TableAliases, Columns: refWith(common, extra)})
 	default:
 		return nil, nil, fmt.Errorf("%w: unknown type %q", ErrInvalidEvent, typ)
 	}
@@ -154,8 +179,8 @@ func (b *refBuilder) flatten(table, prefix string, o Object, reserved map[string
 			if path != "" {
 				keyPath = path + "." + m.Key
 			}
-			if sub, ok := m.Value.(Object); ok {
-				walk(name, keyPath, sub) // an empty object adds nothing
+			if m.Value.Kind == NodeObject {
+				walk(name, keyPath, m.Value.Members) // an empty object adds nothing
 				continue
 			}
 			v, ok := infer(m.Value)
@@ -191,4 +216,17 @@ func refWith(a, b map[string]Value) map[string]Value {
 		out[k] = v
 	}
 	return out
+}
+
+// str returns ev[key] as a string; numbers and booleans are rendered as text (userId may be a
+// number), anything else gives "".
+func str(ev Object, key string) string {
+	v, _ := ev.Get(key)
+	return text(v)
+}
+
+// obj returns ev[key] when it is an object.
+func obj(ev Object, key string) (Object, bool) {
+	v, _ := ev.Get(key)
+	return v.Members, v.Kind == NodeObject
 }

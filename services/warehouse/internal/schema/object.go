@@ -6,41 +6,73 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
-	"strconv"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // Object is a decoded JSON object that keeps its members in document order, which decides which
-// of several keys mapping to the same column wins. Values are nil, bool, json.Number, string,
-// []any or Object.
+// of several keys mapping to the same column wins. An empty object is nil.
 type Object []Member
 
 // Member is one key and value of an Object.
 type Member struct {
 	Key   string
-	Value any
+	Value Node
+}
+
+// NodeKind is the type of a JSON value.
+type NodeKind uint8
+
+// The JSON value types. A boolean is NodeFalse or NodeTrue, so a Node needs no field for it.
+const (
+	NodeNull NodeKind = iota
+	NodeFalse
+	NodeTrue
+	NodeNumber
+	NodeString
+	NodeObject
+	NodeArray
+)
+
+// Node is one decoded JSON value. Scalars are held inline (no allocation per value); strings and
+// number literals share the memory of the parsed input.
+type Node struct {
+	Kind NodeKind
+	// Text is the decoded string of a NodeString, or the literal of a NodeNumber as written.
+	Text string
+	// Members holds the members of a NodeObject, or the elements of a NodeArray (with empty
+	// keys); nil when empty. One field for both keeps a Member at 64 bytes.
+	Members Object
 }
 
 // Get returns the value of key. When the key occurs more than once, the last occurrence wins, as
 // with encoding/json.
-func (o Object) Get(key string) (any, bool) {
+func (o Object) Get(key string) (Node, bool) {
 	for i := len(o) - 1; i >= 0; i-- {
 		if o[i].Key == key {
 			return o[i].Value, true
 		}
 	}
-	return nil, false
+	return Node{}, false
 }
 
-// ParseObject decodes one JSON object, keeping member order and numbers as json.Number. It accepts
+// ParseObject decodes one JSON object, keeping member order and numbers as written. It accepts
 // exactly what encoding/json accepts and decodes to the same values (invalid UTF-8 and lone
 // surrogates become U+FFFD, no nesting limit), but is a single pass over the
 // bytes: all unescaped strings of the event share one copy of the input.
 func ParseObject(raw []byte) (Object, error) {
-	p := parser{s: string(raw)}
+	var p parser
+	return p.parse(raw)
+}
+
+// parse decodes raw as ParseObject does, keeping p's stack for the next call. The objects it
+// returns are carved from p.slab: the caller must be done with them before the next parse (which
+// reuses the slab) unless it resets p.slab itself.
+func (p *parser) parse(raw []byte) (Object, error) {
+	p.s, p.i = string(raw), 0
+	clear(p.slab)
+	p.slab = p.slab[:0]
 	p.skipWS()
 	if p.i < len(p.s) && p.s[p.i] != '{' {
 		// Decoded for the error message only: a valid value that is not an object says so.
@@ -57,18 +89,38 @@ func ParseObject(raw []byte) (Object, error) {
 	if p.i != len(p.s) {
 		return nil, errors.New("decode event: trailing data after the object")
 	}
-	return v.(Object), nil
+	return v.Members, nil
 }
 
 // errEnd reports input that ends inside a value, as encoding/json does.
 var errEnd = io.ErrUnexpectedEOF
 
-// parser decodes JSON from s. members is a stack of the members of the objects being decoded, so
-// each finished object is copied once into a slice of its exact size.
+// parser decodes JSON from s. members is a stack of the members (and elements) of the objects
+// and arrays being decoded; each finished one is copied once into a slice of its exact size
+// carved from slab, so a parse allocates nothing per value, and once slab is large enough,
+// nothing per object either.
 type parser struct {
 	s       string
 	i       int
 	members []Member
+	slab    []Member
+}
+
+// finish moves the members from mark to the top of the stack into the slab and returns them.
+func (p *parser) finish(mark int) []Member {
+	n := len(p.members) - mark
+	if n > cap(p.slab)-len(p.slab) {
+		// Earlier objects stay in the old slab; the new one serves the rest of this parse and
+		// the following ones.
+		p.slab = make([]Member, 0, max(2*cap(p.slab), n, len(p.s)/16))
+	}
+	start := len(p.slab)
+	p.slab = p.slab[:start+n]
+	out := p.slab[start : start+n : start+n]
+	copy(out, p.members[mark:])
+	clear(p.members[mark:])
+	p.members = p.members[:mark]
+	return out
 }
 
 func (p *parser) skipWS() {
@@ -89,28 +141,32 @@ func (p *parser) syntax(what string) error {
 	return fmt.Errorf("invalid character %q %s at offset %d", p.s[p.i], what, p.i)
 }
 
-func (p *parser) value() (any, error) {
+func (p *parser) value() (Node, error) {
 	p.skipWS()
 	if p.i >= len(p.s) {
-		return nil, errEnd
+		return Node{}, errEnd
 	}
 	switch c := p.s[p.i]; {
 	case c == '{':
-		return p.object()
+		o, err := p.object()
+		return Node{Kind: NodeObject, Members: o}, err
 	case c == '[':
-		return p.array()
+		a, err := p.array()
+		return Node{Kind: NodeArray, Members: a}, err
 	case c == '"':
-		return p.str()
+		s, err := p.str()
+		return Node{Kind: NodeString, Text: s}, err
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		n, err := p.number()
+		return Node{Kind: NodeNumber, Text: n}, err
 	case c == 't':
-		return true, p.literal("true")
+		return Node{Kind: NodeTrue}, p.literal("true")
 	case c == 'f':
-		return false, p.literal("false")
+		return Node{Kind: NodeFalse}, p.literal("false")
 	case c == 'n':
-		return nil, p.literal("null")
+		return Node{Kind: NodeNull}, p.literal("null")
 	}
-	return nil, p.syntax("looking for beginning of value")
+	return Node{}, p.syntax("looking for beginning of value")
 }
 
 func (p *parser) literal(word string) error {
@@ -126,13 +182,13 @@ func (p *parser) literal(word string) error {
 	return nil
 }
 
-func (p *parser) object() (any, error) {
+func (p *parser) object() (Object, error) {
 	p.i++ // '{'
 	mark := len(p.members)
 	p.skipWS()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
-		return Object{}, nil
+		return nil, nil
 	}
 	for {
 		p.skipWS()
@@ -169,30 +225,26 @@ func (p *parser) object() (any, error) {
 			continue
 		case '}':
 			p.i++
-			o := make(Object, len(p.members)-mark)
-			copy(o, p.members[mark:])
-			clear(p.members[mark:])
-			p.members = p.members[:mark]
-			return o, nil
+			return p.finish(mark), nil
 		}
 		return nil, p.syntax("after object key:value pair")
 	}
 }
 
-func (p *parser) array() (any, error) {
+func (p *parser) array() ([]Member, error) {
 	p.i++ // '['
-	a := []any{}
+	mark := len(p.members)
 	p.skipWS()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
-		return a, nil
+		return nil, nil
 	}
 	for {
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		p.members = append(p.members, Member{Value: v})
 		p.skipWS()
 		if p.i >= len(p.s) {
 			return nil, errEnd
@@ -203,14 +255,14 @@ func (p *parser) array() (any, error) {
 			continue
 		case ']':
 			p.i++
-			return a, nil
+			return p.finish(mark), nil
 		}
 		return nil, p.syntax("after array element")
 	}
 }
 
 // number scans a JSON number (grammar checked as encoding/json does) and returns its text.
-func (p *parser) number() (any, error) {
+func (p *parser) number() (string, error) {
 	start := p.i
 	digits := func() int {
 		n := 0
@@ -224,7 +276,7 @@ func (p *parser) number() (any, error) {
 		p.i++
 	}
 	if p.i >= len(p.s) {
-		return nil, errEnd
+		return "", errEnd
 	}
 	switch c := p.s[p.i]; {
 	case c == '0':
@@ -232,12 +284,12 @@ func (p *parser) number() (any, error) {
 	case c >= '1' && c <= '9':
 		digits()
 	default:
-		return nil, p.syntax("in numeric literal")
+		return "", p.syntax("in numeric literal")
 	}
 	if p.i < len(p.s) && p.s[p.i] == '.' {
 		p.i++
 		if digits() == 0 {
-			return nil, p.syntax("after decimal point in numeric literal")
+			return "", p.syntax("after decimal point in numeric literal")
 		}
 	}
 	if p.i < len(p.s) && (p.s[p.i] == 'e' || p.s[p.i] == 'E') {
@@ -246,10 +298,10 @@ func (p *parser) number() (any, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.syntax("in exponent of numeric literal")
+			return "", p.syntax("in exponent of numeric literal")
 		}
 	}
-	return json.Number(p.s[start:p.i]), nil
+	return p.s[start:p.i], nil
 }
 
 // str decodes a string at p.s[p.i] == '"'. A string without escapes and with valid UTF-8 is a
@@ -259,6 +311,15 @@ func (p *parser) str() (string, error) {
 	start := p.i
 	plain := true
 	for p.i < len(p.s) {
+		// Skip the bytes that need no attention; a local index stays in a register.
+		i, s := p.i, p.s
+		for i < len(s) && plainByte[s[i]] {
+			i++
+		}
+		p.i = i
+		if p.i >= len(p.s) {
+			break
+		}
 		c := p.s[p.i]
 		switch {
 		case c == '"':
@@ -305,6 +366,15 @@ func (p *parser) str() (string, error) {
 	}
 	return "", errEnd
 }
+
+// plainByte holds the bytes a string can contain as they are: printable ASCII other than '"' and
+// '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -384,81 +454,58 @@ func hex4(s string) rune {
 	return r
 }
 
-// FromMap converts a map decoded by encoding/json into an Object. A map has no order, so members
-// are sorted by key: for maps, the lexicographically last key wins a column collision.
-func FromMap(m map[string]any) Object {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	o := make(Object, 0, len(keys))
-	for _, k := range keys {
-		o = append(o, Member{Key: k, Value: fromAny(m[k])})
-	}
-	return o
-}
-
-func fromAny(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		return FromMap(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = fromAny(e)
-		}
-		return out
-	default:
-		return x
-	}
-}
-
-// jsonText renders v as compact JSON, members in document order and without HTML escaping, for
-// arrays stored as text columns.
-func jsonText(v any) string {
+// jsonText renders an array or object as compact JSON, members in document order and without
+// HTML escaping, for arrays stored as text columns.
+func jsonText(n Node) string {
 	var b bytes.Buffer
-	writeJSON(&b, v)
+	writeJSON(&b, n)
 	return b.String()
 }
 
-func writeJSON(b *bytes.Buffer, v any) {
-	switch x := v.(type) {
-	case Object:
+func writeJSON(b *bytes.Buffer, n Node) {
+	switch n.Kind {
+	case NodeObject:
 		b.WriteByte('{')
-		for i, m := range x {
+		for i, m := range n.Members {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeJSON(b, m.Key)
+			writeString(b, m.Key)
 			b.WriteByte(':')
 			writeJSON(b, m.Value)
 		}
 		b.WriteByte('}')
-	case []any:
+	case NodeArray:
 		b.WriteByte('[')
-		for i, e := range x {
+		for i, e := range n.Members {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			writeJSON(b, e)
+			writeJSON(b, e.Value)
 		}
 		b.WriteByte(']')
-	case string:
-		if plainASCII(x) {
-			b.WriteByte('"')
-			b.WriteString(x)
-			b.WriteByte('"')
-			return
-		}
-		writeEncoded(b, x)
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case nil:
-		b.WriteString("null")
+	case NodeString:
+		writeString(b, n.Text)
+	case NodeNumber:
+		b.WriteString(n.Text) // the literal as written, as encoding/json writes a json.Number
+	case NodeTrue:
+		b.WriteString("true")
+	case NodeFalse:
+		b.WriteString("false")
 	default:
-		writeEncoded(b, x)
+		b.WriteString("null")
 	}
+}
+
+// writeString writes s as a JSON string the way encoding/json does without HTML escaping.
+func writeString(b *bytes.Buffer, s string) {
+	if plainASCII(s) {
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
+	writeEncoded(b, s)
 }
 
 // plainASCII reports whether s holds only printable ASCII that JSON does not escape, so it can be

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,11 +56,21 @@ func build(t *testing.T, ev Object) (map[string]Row, []Notice) {
 
 func columns(r Row) []string {
 	var cols []string
-	for c := range r.Columns {
-		cols = append(cols, c)
+	for _, c := range r.Columns {
+		cols = append(cols, c.Name)
 	}
 	slices.Sort(cols)
 	return cols
+}
+
+// get returns the value of a row's column, failing the test when there is none.
+func get(t *testing.T, r Row, column string) Value {
+	t.Helper()
+	v, ok := r.Get(column)
+	if !ok {
+		t.Fatalf("%s has no column %s (columns %v)", r.Table, column, columns(r))
+	}
+	return v
 }
 
 func wantColumns(extra ...string) []string {
@@ -100,7 +111,7 @@ func TestBuildCases(t *testing.T) {
 				t.Fatalf("columns\n got %v\nwant %v", got, want)
 			}
 			for c, want := range tt.want {
-				if got := r.Columns[c].V; got != want {
+				if got := get(t, r, c).Any(); got != want {
 					t.Errorf("%s = %#v, want %#v", c, got, want)
 				}
 			}
@@ -139,14 +150,21 @@ func TestBuildCollisionNotices(t *testing.T) {
 			t.Fatalf("losing keys %v, want %v", losers, want)
 		}
 	})
-	t.Run("FromMap: lexicographically last key wins", func(t *testing.T) {
+	t.Run("keys in sorted order (a marshaled map): lexicographically last key wins", func(t *testing.T) {
 		t.Parallel()
-		ev := FromMap(map[string]any{
+		raw, err := json.Marshal(map[string]any{
 			"type": "track", "messageId": "m", "userId": "u", "event": "E",
 			"properties": map[string]any{"userName": "a", "USER NAME": "b", "user_name": "c"},
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := ParseObject(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rows, _ := build(t, ev)
-		if got := rows["e"].Columns["user_name"].V; got != "c" {
+		if got := get(t, rows["e"], "user_name"); got != StringValue("c") {
 			t.Fatalf("user_name = %v, want c (key user_name sorts last)", got)
 		}
 	})
@@ -175,7 +193,7 @@ func TestBuildKeywords(t *testing.T) {
 	if got := columns(r); !slices.Equal(got, want) {
 		t.Fatalf("columns\n got %v\nwant %v", got, want)
 	}
-	if r.Columns["user"].V != "bob" || r.Columns["default"].V != true || r.Columns["select"].Kind != sqlengine.KindInt {
+	if get(t, r, "user") != StringValue("bob") || get(t, r, "default") != BoolValue(true) || get(t, r, "select").Kind() != sqlengine.KindInt {
 		t.Fatalf("values wrong: %v", r.Columns)
 	}
 }
@@ -188,11 +206,11 @@ func TestBuildNullsAndEmpties(t *testing.T) {
 	if got, want := columns(r), wantColumns("note", "list", "real"); !slices.Equal(got, want) {
 		t.Fatalf("load 1 columns\n got %v\nwant %v", got, want)
 	}
-	if r.Columns["note"] != (Value{sqlengine.KindString, ""}) || r.Columns["list"] != (Value{sqlengine.KindString, "[]"}) {
-		t.Fatalf("'' and [] not kept as text: %v %v", r.Columns["note"], r.Columns["list"])
+	if get(t, r, "note") != StringValue("") || get(t, r, "list") != StringValue("[]") {
+		t.Fatalf("'' and [] not kept as text: %v %v", get(t, r, "note"), get(t, r, "list"))
 	}
 	rows, _ = build(t, evs[1])
-	if got := rows["coupon_checked"].Columns["coupon"]; got != (Value{sqlengine.KindString, "SAVE10"}) {
+	if got := get(t, rows["coupon_checked"], "coupon"); got != StringValue("SAVE10") {
 		t.Fatalf("load 2 coupon = %v", got)
 	}
 }
@@ -202,22 +220,22 @@ func TestBuildTypes(t *testing.T) {
 	evs := fixture(t, "wh-03")
 	rows, _ := build(t, evs[0])
 	r := rows["delivery_scheduled"]
-	if k := r.Columns["delivery_window"].Kind; k != sqlengine.KindTimestamp {
+	if k := get(t, r, "delivery_window").Kind(); k != sqlengine.KindTimestamp {
 		t.Errorf("delivery_window kind %v, want timestamp", k)
 	}
-	if got := r.Columns["delivery_window"].V; got != time.Date(2022, 8, 18, 14, 17, 22, 375e6, time.UTC) {
+	if got := get(t, r, "delivery_window").Time(); got != time.Date(2022, 8, 18, 14, 17, 22, 375e6, time.UTC) {
 		t.Errorf("delivery_window = %v", got)
 	}
-	if k := r.Columns["coupon"].Kind; k != sqlengine.KindString {
+	if k := get(t, r, "coupon").Kind(); k != sqlengine.KindString {
 		t.Errorf("date-only coupon kind %v, want string", k)
 	}
 	rows, _ = build(t, fixture(t, "wh-01")[0])
-	if v := rows["order_completed"].Columns["order_total"]; v != (Value{sqlengine.KindInt, int64(42)}) {
+	if v := get(t, rows["order_completed"], "order_total"); v != IntValue(42) {
 		t.Errorf("order_total = %v", v)
 	}
 	rows, _ = build(t, fixture(t, "wh-05")[0])
-	if v := rows["product_viewed"].Columns["product_dims_w"]; v.Kind != sqlengine.KindInt {
-		t.Errorf("int kind %v", v.Kind)
+	if v := get(t, rows["product_viewed"], "product_dims_w"); v.Kind() != sqlengine.KindInt {
+		t.Errorf("int kind %v", v.Kind())
 	}
 }
 
