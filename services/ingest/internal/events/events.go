@@ -171,7 +171,7 @@ func eventMsgs(ctx context.Context, subject, ws, src string, evs []tracking.Even
 	packed := make([]jetstream.PackedEvent, 0, len(evs))
 	size, index := 0, 0
 	flush := func() {
-		if len(packed) == 1 && headerSafe(packed[0].MessageID) && headerSafe(packed[0].Type) {
+		if len(packed) == 1 && jetstream.HeaderSafe(packed[0].MessageID) && jetstream.HeaderSafe(packed[0].Type) {
 			one := h
 			one.MsgID, one.EventType = packed[0].MessageID, packed[0].Type
 			m := jetstream.NewMsg(ctx, subject, packed[0].JSON, one)
@@ -215,19 +215,4 @@ func uniqueIDs(evs []tracking.Event) []tracking.Event {
 		out = append(out, ev)
 	}
 	return out
-}
-
-// headerSafe reports whether s survives as a NATS header value unchanged:
-// not empty, no control characters (header lines end at CR/LF), no
-// leading or trailing white space (trimmed by the header parser).
-func headerSafe(s string) bool {
-	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
