@@ -71,15 +71,8 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	defer startPprof(logger)()
 	// Everything acquired below is released by the runner's stops, or by
 	// this cleanup when start-up fails before the runner runs.
-	started := false
-	var cleanups []func()
-	defer func() {
-		if !started {
-			for i := len(cleanups) - 1; i >= 0; i-- {
-				cleanups[i]()
-			}
-		}
-	}()
+	var st startup
+	defer st.releaseUnlessStarted()
 
 	// Spans are exported as the standard OTEL_* environment variables say
 	// (off when none is set); cfg.SpanExporter is the tests' hook.
@@ -87,7 +80,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = tel.Shutdown(context.Background()) })
+	st.add(func() { _ = tel.Shutdown(context.Background()) })
 	r.Add("telemetry", nil, tel.Shutdown)
 
 	// JetStream: embedded (default) or external.
@@ -103,14 +96,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
-		cleanups = append(cleanups, func() { ns.Shutdown(); ns.WaitForShutdown() })
+		st.add(func() { ns.Shutdown(); ns.WaitForShutdown() })
 		r.Add("nats-server", nil, func(context.Context) error { ns.Shutdown(); ns.WaitForShutdown(); return nil })
 		conn, err = jetstream.ConnectInProcess(ns, "switchyard")
 		if err != nil {
 			return fmt.Errorf("connect to embedded NATS: %w", err)
 		}
 	}
-	cleanups = append(cleanups, func() { conn.NC.Close() })
+	st.add(func() { conn.NC.Close() })
 	r.Add("nats-conn", nil, conn.Close)
 	if err := streams.Ensure(ctx, conn.JS, streams.DefaultOptions); err != nil {
 		return err
@@ -124,12 +117,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = grpcLis.Close() })
+	st.add(func() { _ = grpcLis.Close() })
 	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = httpLis.Close() })
+	st.add(func() { _ = httpLis.Close() })
 
 	// Every REST call goes through this client connection to our own gRPC
 	// listener, so it passes the same interceptors as a gRPC call.
@@ -212,7 +205,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	r.Add("reverseetl", reverseetl.Run, nil)
 	r.Add("http", serveHTTP(httpSrv, httpLis), httpSrv.Shutdown)
 
-	started = true
+	st.started = true
 	return r.Run(ctx, cfg.ShutdownTimeout)
 }
 

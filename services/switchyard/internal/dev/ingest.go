@@ -55,21 +55,14 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	r := app.NewRunner(logger)
 	// Everything acquired below is released by the runner's stops, or by
 	// this cleanup when start-up fails before the runner runs.
-	started := false
-	var cleanups []func()
-	defer func() {
-		if !started {
-			for i := len(cleanups) - 1; i >= 0; i-- {
-				cleanups[i]()
-			}
-		}
-	}()
+	var st startup
+	defer st.releaseUnlessStarted()
 
 	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "switchyard-ingest", FromEnv: true, SpanExporter: cfg.SpanExporter})
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = tel.Shutdown(context.Background()) })
+	st.add(func() { _ = tel.Shutdown(context.Background()) })
 	r.Add("telemetry", nil, tel.Shutdown)
 
 	cctx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
@@ -78,7 +71,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
 	}
-	cleanups = append(cleanups, func() { conn.NC.Close() })
+	st.add(func() { conn.NC.Close() })
 	r.Add("nats-conn", nil, conn.Close)
 	if err := streams.Ensure(ctx, conn.JS, streams.DefaultOptions); err != nil {
 		return err
@@ -91,7 +84,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("catalog at %s: %w", cfg.CatalogAddr, err)
 	}
-	cleanups = append(cleanups, func() { _ = catalogCC.Close() })
+	st.add(func() { _ = catalogCC.Close() })
 	r.Add("catalog-client", nil, func(context.Context) error { return catalogCC.Close() })
 	catalogClient := catalogv1.NewCatalogServiceClient(catalogCC)
 	watch := catalogwatch.New(catalogClient, logger.With("component", "config-watch"))
@@ -110,12 +103,12 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = grpcLis.Close() })
+	st.add(func() { _ = grpcLis.Close() })
 	httpLis, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = httpLis.Close() })
+	st.add(func() { _ = httpLis.Close() })
 
 	grpcSrv, health := grpcserver.New(grpcserver.Options{Logger: logger,
 		Auth: auth.Hook(&auth.CachingClient{Client: catalogClient, TTL: 5 * time.Second})})
@@ -126,7 +119,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("dial own gRPC listener: %w", err)
 	}
-	cleanups = append(cleanups, func() { _ = selfCC.Close() })
+	st.add(func() { _ = selfCC.Close() })
 	mux := gateway.NewMux(logger)
 	if err := ingest.RegisterGateway(ctx, mux, selfCC); err != nil {
 		return fmt.Errorf("register gateway: %w", err)
@@ -159,6 +152,6 @@ func RunIngest(ctx context.Context, cfg IngestConfig, stderr io.Writer) error {
 	httpSrv := newHTTPServer(m, "switchyard-ingest")
 	r.Add("http", serveHTTP(httpSrv, httpLis), httpSrv.Shutdown)
 
-	started = true
+	st.started = true
 	return r.Run(ctx, cfg.ShutdownTimeout)
 }

@@ -103,3 +103,22 @@ func stopGRPC(srv *grpc.Server, hs *health.Server) func(context.Context) error {
 		return nil
 	}
 }
+
+// startup collects what a process acquires while it starts: released in
+// reverse order when start-up fails before the runner (whose stops
+// release them otherwise) takes over.
+type startup struct {
+	started bool
+	fns     []func()
+}
+
+func (s *startup) add(f func()) { s.fns = append(s.fns, f) }
+
+func (s *startup) releaseUnlessStarted() {
+	if s.started {
+		return
+	}
+	for i := len(s.fns) - 1; i >= 0; i-- {
+		s.fns[i]()
+	}
+}
