@@ -199,66 +199,56 @@ func (w *partWriter) write(ctx context.Context, pt *part) error {
 		}
 		staged = maps.Clone(known)
 	}
-	conn, err := l.e.DB().Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer func() { _ = conn.Close() }()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if pt.general && len(staged) == 0 { // a schema with tables exists; a dropped one fails the load, which reads the layout again
-		if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, w.schema)); err != nil {
-			return fmt.Errorf("create schema %q: %w", w.schema, err)
-		}
-	}
 	res := Result{Rows: map[string]int64{}}
 	var discards []discard
 	used := map[string][]string{} // columns of the tables written through the general path
-	for _, table := range pt.order {
-		rows := pt.rows[table]
-		if enc := p.encoded[table]; enc != nil {
-			if pt.repeated != nil { // the encoding holds a repeated messageId: write the rows again
-				rows = rowsOf(p, table, pt.repeated)
-			} else {
-				n, err := sqlengine.CopyNew(ctx, conn, w.schema, table, enc.plan.cols, enc.parts...)
-				if err != nil {
-					return err
-				}
-				res.Rows[table] += n
-				l.encodedRows.Add(n)
-				discards = append(discards, enc.discards...)
-				continue
+	err := l.inTx(ctx, func(conn *sql.Conn, tx *sql.Tx) error {
+		if pt.general && len(staged) == 0 { // a schema with tables exists; a dropped one fails the load, which reads the layout again
+			if _, err := tx.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+sqlengine.QualifiedSchema(l.d, w.schema)); err != nil {
+				return fmt.Errorf("create schema %q: %w", w.schema, err)
 			}
 		}
-		trows, tooWide, err := l.ensureTable(ctx, tx, w.schema, staged, table, rows)
-		if err != nil {
-			return err
+		for _, table := range pt.order {
+			rows := pt.rows[table]
+			if enc := p.encoded[table]; enc != nil {
+				if pt.repeated != nil { // the encoding holds a repeated messageId: write the rows again
+					rows = rowsOf(p, table, pt.repeated)
+				} else {
+					n, err := sqlengine.CopyNew(ctx, conn, w.schema, table, enc.plan.cols, enc.parts...)
+					if err != nil {
+						return err
+					}
+					res.Rows[table] += n
+					l.encodedRows.Add(n)
+					discards = append(discards, enc.discards...)
+					continue
+				}
+			}
+			trows, tooWide, err := l.ensureTable(ctx, tx, w.schema, staged, table, rows)
+			if err != nil {
+				return err
+			}
+			discards = append(discards, tooWide...)
+			if len(trows) == 0 {
+				continue
+			}
+			var d []discard
+			var n int64
+			if owned(table) {
+				n, d, err = l.upsert(ctx, tx, w.schema, staged[table].cols, table, trows)
+			} else {
+				n, used[table], d, err = l.insert(ctx, conn, tx, w.schema, staged[table], table, trows, w.merge)
+			}
+			if err != nil {
+				return err
+			}
+			res.Rows[table] += n
+			discards = append(discards, d...)
 		}
-		discards = append(discards, tooWide...)
-		if len(trows) == 0 {
-			continue
-		}
-		var d []discard
-		var n int64
-		if owned(table) {
-			n, d, err = l.upsert(ctx, tx, w.schema, staged[table].cols, table, trows)
-		} else {
-			n, used[table], d, err = l.insert(ctx, conn, tx, w.schema, staged[table], table, trows, w.merge)
-		}
-		if err != nil {
-			return err
-		}
-		res.Rows[table] += n
-		discards = append(discards, d...)
-	}
-	if err := l.writeDiscards(ctx, conn, tx, w.schema, discards); err != nil {
+		return l.writeDiscards(ctx, conn, tx, w.schema, discards)
+	})
+	if err != nil {
 		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	if pt.general {
 		l.known[w.schema] = staged
