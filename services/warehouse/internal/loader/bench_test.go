@@ -68,6 +68,6 @@ func BenchmarkBuildRows(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		l.prepare(evs, 0, now, nil, runtime.GOMAXPROCS(0))
+		l.prepare(evs, 0, now, target{}, runtime.GOMAXPROCS(0))
 	}
 }

@@ -294,24 +294,135 @@ func TestFailedPartIsReloadedOnce(t *testing.T) {
 func TestSubBatches(t *testing.T) {
 	t.Parallel()
 	pg := &Loader{d: sqlengine.PostgresDialect()}
-	duck := &Loader{d: sqlengine.DuckDBDialect()}
+	warm := &copyPlans{m: map[string]*copyPlan{"tracks": {}}}
+	cold := &copyPlans{}
 	for _, tt := range []struct {
-		l    *Loader
-		n    int
-		cold bool
-		want []int
+		l     *Loader
+		n     int
+		plans *copyPlans
+		want  []int
 	}{
-		{pg, 1, false, []int{1}},
-		{pg, 1000, false, []int{1000}},
-		{pg, 1000, true, []int{250, 750}},
-		{pg, 2001, false, []int{1000, 1001}},
-		{pg, 10000, false, []int{1000, 2250, 2250, 2250, 2250}},
-		{pg, 10000, true, []int{250, 2438, 2438, 2437, 2437}},
-		{pg, 50000, false, append([]int{1000}, slices.Repeat([]int{2450}, 20)...)},
-		{duck, 10000, true, []int{10000}},
+		{pg, 1, warm, []int{1}},
+		{pg, 1000, warm, []int{1000}},
+		{pg, 1000, cold, []int{250, 750}},
+		{pg, 2001, warm, []int{1000, 1001}},
+		{pg, 10000, warm, []int{1000, 2250, 2250, 2250, 2250}},
+		{pg, 10000, cold, []int{250, 2438, 2438, 2437, 2437}},
+		{pg, 50000, warm, append([]int{1000}, slices.Repeat([]int{2450}, 20)...)},
+		{pg, 10000, nil, []int{10000}}, // the merge, and DuckDB: no copy plans
 	} {
-		if got := tt.l.subBatches(tt.n, tt.cold); !slices.Equal(got, tt.want) {
-			t.Errorf("%s subBatches(%d, cold %v) = %v, want %v", tt.l.d.Name(), tt.n, tt.cold, got, tt.want)
+		if got := tt.l.subBatches(tt.n, tt.plans); !slices.Equal(got, tt.want) {
+			t.Errorf("subBatches(%d, %d plans, nil %v) = %v, want %v", tt.n, len(tt.plans.snapshot().plans), tt.plans == nil, got, tt.want)
 		}
+	}
+}
+
+// TestSubBatchedLoadTypesColumnsOverWholeLoad loads batches PostgreSQL writes in several
+// sub-batches (transactions) whose new columns meet values of other kinds only in a later
+// sub-batch: the column's type must come from the whole load, as on DuckDB, which writes a load
+// at once: an int column meeting 2.5 is float, meeting "abc" is string, with no discards, on the
+// event tables and on users (traits). A repeated messageId's event is left out and so does not
+// take part in the typing. The first load is a schema's first (no copy plans), the second adds a
+// column and a table in its middle, and the two engines must hold identical tables.
+func TestSubBatchedLoadTypesColumnsOverWholeLoad(t *testing.T) {
+	t.Parallel()
+	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = duck.Close() })
+
+	track := func(id, event, props string) []byte {
+		return fmt.Appendf(nil, `{"type":"track","messageId":%q,"userId":"u-1","event":%q,"receivedAt":"2024-05-01T10:00:00.000Z","properties":{%s}}`, id, event, props)
+	}
+	first := make([][]byte, 2500) // a schema's first load: sub-batches of 250, then about 2,250
+	for i := range first {
+		id := fmt.Sprintf("a-%04d", i)
+		props := []string{fmt.Sprintf(`"mix_num":%d`, i), fmt.Sprintf(`"mix_str":%d`, i)}
+		switch i {
+		case 10:
+			props = append(props, `"dup_col":10`)
+		case 1500:
+			props[0] = `"mix_num":2.5`
+		case 1800:
+			props = append(props, `"late_col":18`)
+		case 2000:
+			props[1] = `"mix_str":"abc"`
+		case 2300: // repeats a-0010's messageId: left out, so its "text" types nothing
+			id = "a-0010"
+			props = append(props, `"dup_col":"text"`)
+		case 2400:
+			props = append(props, `"late_col":3.5`)
+		}
+		first[i] = track(id, "Mix", strings.Join(props, ","))
+		if i == 5 || i == 2200 {
+			score := map[int]string{5: "7", 2200: "7.25"}[i]
+			first[i] = fmt.Appendf(nil, `{"type":"identify","messageId":%q,"userId":"u-%d","receivedAt":"2024-05-01T10:00:00.000Z","traits":{"score":%s}}`, id, i, score)
+		}
+	}
+	second := make([][]byte, 6000) // plans exist: sub-batches of 1,000, 2,500 and 2,500
+	for i := range second {
+		props := fmt.Sprintf(`"mix_num":%d,"mix_str":"s%d"`, i, i)
+		switch {
+		case i == 1500:
+			props += `,"warm_new":15`
+		case i == 5000:
+			props += `,"warm_new":"x"`
+		}
+		event := "Mix"
+		if i == 3000 || i == 5500 {
+			event = "Late Event"
+			props = map[int]string{3000: `"when":"2024-05-01T10:00:00Z"`, 5500: `"when":true`}[i]
+		}
+		second[i] = track(fmt.Sprintf("b-%04d", i), event, props)
+	}
+
+	dumps := map[string]schemaDump{}
+	for _, e := range []sqlengine.Engine{pg, duck} {
+		name := e.Dialect().Name()
+		l := NewWithOptions(e, slog.New(slog.DiscardHandler), Options{Now: func() time.Time { return fixedNow }})
+		for i, evs := range [][][]byte{first, second} {
+			res, err := l.Load(t.Context(), "whole", evs)
+			if err != nil {
+				t.Fatalf("%s: load %d: %v", name, i, err)
+			}
+			if res.Discards != 0 {
+				t.Fatalf("%s: load %d: %d discards, want none: %v", name, i, res.Discards, res.Notices)
+			}
+		}
+		if name == "postgres" && l.encodedRows.Load() == 0 {
+			t.Fatal("postgres: no rows written from encodings: the loads were not sub-batched")
+		}
+		dumps[name] = dumpSchema(t, e, "whole")
+	}
+	d := dumps["postgres"]
+	d.kind(t, "mix", "mix_num", "float")
+	d.kind(t, "mix", "mix_str", "string")
+	d.kind(t, "mix", "late_col", "float")
+	d.kind(t, "mix", "dup_col", "int")
+	d.kind(t, "mix", "warm_new", "string")
+	d.kind(t, "late_event", "when", "string")
+	d.kind(t, "users", "score", "float")
+	d.kind(t, "identifies", "score", "float")
+	d.want(t, "mix", "a-0001", "mix_num", float64(1))
+	d.want(t, "mix", "a-1500", "mix_num", 2.5)
+	d.want(t, "mix", "a-0001", "mix_str", "1")
+	d.want(t, "mix", "a-2000", "mix_str", "abc")
+	d.want(t, "mix", "a-0010", "dup_col", int64(10))
+	d.want(t, "mix", "a-2400", "late_col", 3.5)
+	d.want(t, "mix", "b-1500", "warm_new", "15")
+	d.want(t, "users", "u-5", "score", float64(7))
+	d.want(t, "users", "u-2200", "score", 7.25)
+	d.count(t, "mix", 2500-2-1+6000-2) // two identifies, one repeated id; two Late Events
+	d.count(t, "discards", 0)
+	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
+		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
+		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
+		t.Fatalf("engines differ\npostgres: %.4000s\nduckdb: %.4000s", a, b)
 	}
 }

@@ -203,7 +203,7 @@ func (l *Loader) loadIsolating(ctx context.Context, schemaName string, events []
 
 // discardEvent records a single event the database refused in discards (its own transaction).
 func (l *Loader) discardEvent(ctx context.Context, schemaName string, raw []byte, cause error, res *Result) error {
-	p := l.prepare([][]byte{raw}, 0, l.now().UTC(), nil, 1)
+	p := l.prepare([][]byte{raw}, 0, l.now().UTC(), target{}, 1)
 	var rows []schema.Row
 	if ev := p.events[0]; ev.err == nil {
 		rows = ev.rows
@@ -269,21 +269,22 @@ func (l *Loader) loadOnce(ctx context.Context, schemaName string, events [][]byt
 	return res, err
 }
 
-// subBatches cuts a load of n events into sub-batches and returns their sizes. On PostgreSQL a
-// load starts with a small sub-batch (firstSubBatch events), so the database starts early, then
-// continues with sub-batches of about subBatch events: large enough for few statements per
-// table, small enough that there is always one to build while others are written. When the
-// schema has no copy plans yet (its first load), the first sub-batch is smaller still
-// (coldSubBatch): it creates the tables and their plans, so the rest of the load is encoded.
-// DuckDB runs in this process: its writes take the CPU the next sub-batch would be built with,
-// and each statement costs more than on PostgreSQL, so a load is one sub-batch there.
-func (l *Loader) subBatches(n int, coldStart bool) []int {
+// subBatches cuts a load of n events into sub-batches and returns their sizes. On PostgreSQL with
+// copy plans a load starts with a small sub-batch (firstSubBatch events), so the database starts
+// early, then continues with sub-batches of about subBatch events: large enough for few
+// statements per table, small enough that there is always one to build while others are
+// written. When the schema has no copy plans yet (its first load), the first sub-batch is smaller
+// still (coldSubBatch): it creates the tables and their plans, so the rest of the load is
+// encoded. DuckDB runs in this process: its writes take the CPU the next sub-batch would be built
+// with, and each statement costs more than on PostgreSQL, so a load is one sub-batch there; so is
+// a load without copy plans (the merge after a redelivery), which has no encoding to overlap.
+func (l *Loader) subBatches(n int, plans *copyPlans) []int {
 	var sizes []int
-	if l.d.Name() != "postgres" {
+	if plans == nil {
 		return append(sizes, n)
 	}
 	first := firstSubBatch
-	if coldStart {
+	if len(plans.m) == 0 {
 		first = coldSubBatch
 	}
 	if n > 2*first {
@@ -308,20 +309,28 @@ const (
 // builds and encodes the next (prepare), so the database's work and the CPU's overlap. On
 // PostgreSQL each sub-batch is a transaction of its own, and up to parallelWrites of them run at
 // once (partWriter). merge disables the direct-write path (sqlengine.CopyNew): every table goes
-// through the staging table and merge, one sub-batch at a time.
+// through the staging table and merge, in one transaction.
 //
 // A sub-batch with rows of a table that had no copy plan (a new table or new columns) is written
 // through the general path, which creates the plan; the next sub-batch is prepared only after
-// that, so it is encoded.
+// that, so it is encoded. A sub-batch that changes the schema is written only once the rest of
+// the load is built (prepared.later): a new column's type depends on all of the load's values,
+// as on an engine that writes the load at once. The rest is encoded after the schema changed.
 func (l *Loader) loadParts(ctx context.Context, schemaName string, events [][]byte, merge bool) (Result, error) {
 	plans := &copyPlans{m: maps.Clone(l.plans[schemaName])}
 	if merge || l.d.Name() != "postgres" || l.opts.MultiRowInsert {
 		plans = nil
+	} else {
+		layout, err := l.layout(ctx, schemaName)
+		if err != nil {
+			return Result{}, err
+		}
+		plans.layout = layout
 	}
 	loadedAt := l.now().UTC()
 	pctx, cancel := context.WithCancel(ctx)
 	ready := make(chan *prepared)
-	written := make(chan struct{}, 1) // a sub-batch with unplanned tables was written
+	written := make(chan struct{}, 1) // a sub-batch that waits for its write was written
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ready)
@@ -329,21 +338,46 @@ func (l *Loader) loadParts(ctx context.Context, schemaName string, events [][]by
 		// written, which takes CPU too (the database's when it shares the machine, the
 		// connection's otherwise): one CPU is left to that on PostgreSQL.
 		cpus := runtime.GOMAXPROCS(0)
+		sizes := l.subBatches(len(events), plans)
+		var ahead []*prepared // sub-batches built ahead of a schema change, not yet encoded
+		builtAhead := false
+		defer func() {
+			for _, p := range ahead {
+				p.release()
+			}
+		}()
 		start := 0
-		for _, size := range l.subBatches(len(events), plans != nil && len(plans.m) == 0) {
-			p := l.prepare(events[start:start+size], start, loadedAt, plans.snapshot(), cpus)
+		for i, size := range sizes {
+			var p *prepared
+			if builtAhead {
+				p, ahead = ahead[0], ahead[1:]
+				p.encode(plans.snapshot(), cpus)
+			} else {
+				p = l.prepare(events[start:start+size], start, loadedAt, plans.snapshot(), cpus)
+			}
 			if l.d.Name() == "postgres" {
 				cpus = max(1, runtime.GOMAXPROCS(0)-1)
 			}
 			start += size
-			unplanned := p.unplanned // p belongs to the writer once handed over
+			if p.schemaChange && !builtAhead {
+				builtAhead = true
+				next := start
+				for _, s := range sizes[i+1:] {
+					ahead = append(ahead, l.prepare(events[next:next+s], next, loadedAt, target{}, runtime.GOMAXPROCS(0)))
+					next += s
+				}
+			}
+			if p.schemaChange {
+				p.later = ahead
+			}
+			wait := plans != nil && (p.unplanned || p.schemaChange) // p belongs to the writer once handed over
 			select {
 			case ready <- p:
 			case <-pctx.Done():
 				p.release()
 				return
 			}
-			if plans != nil && unplanned {
+			if wait {
 				select {
 				case <-written:
 				case <-pctx.Done():
@@ -357,9 +391,9 @@ func (l *Loader) loadParts(ctx context.Context, schemaName string, events [][]by
 
 	w := newPartWriter(l, schemaName, merge, plans)
 	for p := range ready {
-		unplanned := p.unplanned // p is released once written
+		wait := plans != nil && (p.unplanned || p.schemaChange) // p is released once written
 		ok := w.dispatch(ctx, p)
-		if plans != nil && unplanned {
+		if wait {
 			written <- struct{}{}
 		}
 		if !ok {

@@ -55,19 +55,34 @@ func nextPlan(prev *copyPlan, used []string, kinds tableColumns) *copyPlan {
 
 // copyPlans are the copy plans of one schema during a load: the preparing goroutine takes a
 // snapshot for each sub-batch while the writer adds the plans of tables it wrote through the
-// general path. A nil *copyPlans (merge loads, other engines) has no plans.
+// general path, and publishes the layout each such write committed. A nil *copyPlans (merge
+// loads, other engines) has no plans.
 type copyPlans struct {
-	mu sync.Mutex
-	m  map[string]*copyPlan
+	mu     sync.Mutex
+	m      map[string]*copyPlan
+	layout schemaLayout // the committed layout (never mutated: replaced)
 }
 
-func (p *copyPlans) snapshot() map[string]*copyPlan {
+// target is what a sub-batch is prepared against: the copy plans, and the committed layout,
+// which tells whether its rows change the schema. Both are nil without plans.
+type target struct {
+	plans  map[string]*copyPlan
+	layout schemaLayout
+}
+
+func (p *copyPlans) snapshot() target {
 	if p == nil {
-		return nil
+		return target{}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return maps.Clone(p.m)
+	return target{plans: maps.Clone(p.m), layout: p.layout}
+}
+
+func (p *copyPlans) setLayout(s schemaLayout) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.layout = s
 }
 
 func (p *copyPlans) get(table string) *copyPlan {
@@ -102,6 +117,12 @@ type prepared struct {
 	// unplanned is set when an event table (not users or accounts) had no plan, or a row of it
 	// did not fit its plan: the sub-batch changes the schema or creates a plan.
 	unplanned bool
+	// schemaChange is set when a row needs a table or a column the committed layout lacks.
+	schemaChange bool
+	// later are the load's next sub-batches, built ahead (not encoded) because this one changes
+	// the schema: a new column's type is that of its values in the whole load (ensureTable), so
+	// the writer reads their rows before it adds columns. They are not the writer's to release.
+	later []*prepared
 	// chunks hold the rows' columns (schema.Builder.TakeChunks).
 	chunks schema.Chunks
 }
@@ -145,10 +166,10 @@ func putCopyData(d *sqlengine.CopyData) {
 const minEventsPerWorker = 128
 
 // prepare parses and builds events (offset is the first one's index in the load), and encodes the
-// rows of the tables plans covers. The work is split over up to cpus goroutines, each with its own
-// schema.Builder, over consecutive events, so results keep the events' order: logs, notices and
-// rows come out exactly as from one goroutine.
-func (l *Loader) prepare(events [][]byte, offset int, loadedAt time.Time, plans map[string]*copyPlan, cpus int) *prepared {
+// rows of the tables tg's plans cover. The work is split over up to cpus goroutines, each with its
+// own schema.Builder, over consecutive events, so results keep the events' order: logs, notices
+// and rows come out exactly as from one goroutine.
+func (l *Loader) prepare(events [][]byte, offset int, loadedAt time.Time, tg target, cpus int) *prepared {
 	p := &prepared{offset: offset, events: make([]builtEvent, len(events))}
 	workers := max(1, min(cpus, len(events)/minEventsPerWorker))
 	for len(l.builders) < workers {
@@ -156,9 +177,9 @@ func (l *Loader) prepare(events [][]byte, offset int, loadedAt time.Time, plans 
 	}
 	encoders := make([]encoder, workers)
 	per := (len(events) + workers - 1) / workers
-	work := func(w int) {
+	parallel(workers, func(w int) {
 		b, enc := l.builders[w], &encoders[w]
-		enc.plans = plans
+		enc.target = tg
 		enc.rows = min((w+1)*per, len(events)) - w*per
 		for i := w * per; i < min((w+1)*per, len(events)); i++ {
 			ev := &p.events[i]
@@ -172,23 +193,53 @@ func (l *Loader) prepare(events [][]byte, offset int, loadedAt time.Time, plans 
 				enc.add(r)
 			}
 		}
-	}
-	if workers == 1 {
-		work(0)
-	} else {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() { work(w) })
-		}
-		wg.Wait()
-	}
+	})
 	for _, b := range l.builders[:workers] {
 		p.chunks = append(p.chunks, b.TakeChunks()...)
 	}
-	// A table is encoded only when every goroutine that met its rows encoded all of them.
+	p.collect(encoders)
+	return p
+}
+
+// encode encodes the rows of a sub-batch that was built ahead of its plans (prepare with an empty
+// target), now that tg's plans exist.
+func (p *prepared) encode(tg target, cpus int) {
+	workers := max(1, min(cpus, len(p.events)/minEventsPerWorker))
+	encoders := make([]encoder, workers)
+	per := (len(p.events) + workers - 1) / workers
+	parallel(workers, func(w int) {
+		enc := &encoders[w]
+		enc.target = tg
+		enc.rows = min((w+1)*per, len(p.events)) - w*per
+		for i := w * per; i < min((w+1)*per, len(p.events)); i++ {
+			for _, r := range p.events[i].rows {
+				enc.add(r)
+			}
+		}
+	})
+	p.collect(encoders)
+}
+
+// parallel runs f(0) … f(workers-1), each on a goroutine of its own when there are several.
+func parallel(workers int, f func(w int)) {
+	if workers == 1 {
+		f(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { f(w) })
+	}
+	wg.Wait()
+}
+
+// collect gathers the encoders' results: a table is encoded only when every goroutine that met
+// its rows encoded all of them.
+func (p *prepared) collect(encoders []encoder) {
 	failed := map[string]bool{}
 	for _, enc := range encoders {
 		p.unplanned = p.unplanned || enc.unplanned
+		p.schemaChange = p.schemaChange || enc.schemaChange
 		for table, t := range enc.tables {
 			failed[table] = failed[table] || t.failed
 			p.unplanned = p.unplanned || t.failed
@@ -212,7 +263,6 @@ func (l *Loader) prepare(events [][]byte, offset int, loadedAt time.Time, plans 
 			e.discards = append(e.discards, t.discards...)
 		}
 	}
-	return p
 }
 
 // selectRows applies selective sync: rows of disabled tables are dropped, disabled columns
@@ -261,13 +311,41 @@ func dropColumns(r schema.Row, sets ...map[string]bool) schema.Row {
 	return out
 }
 
-// encoder encodes the rows one preparing goroutine builds, per table.
+// check notes whether r needs a table or column the committed layout lacks (a row that fits a
+// copy plan never does: plans only name committed columns). Without a layout nothing is noted.
+func (e *encoder) check(r schema.Row) {
+	if e.layout == nil || e.schemaChange || sameNames(e.fits[r.Table], r.Columns) {
+		return
+	}
+	t, ok := e.layout[r.Table]
+	if !ok {
+		e.schemaChange = true
+		return
+	}
+	for _, c := range r.Columns {
+		if _, ok := t.cols[c.Name]; !ok {
+			e.schemaChange = true
+			return
+		}
+	}
+	if e.fits == nil {
+		e.fits = map[string][]schema.Column{}
+	}
+	e.fits[r.Table] = r.Columns
+}
+
+// encoder encodes the rows one preparing goroutine builds, per table, and notes rows that change
+// the schema.
 type encoder struct {
-	plans     map[string]*copyPlan
-	tables    map[string]*tableEncoder
-	recent    [2]*tableEncoder // the tables of the last rows (a track event has two)
-	unplanned bool             // a row of an event table without a plan
-	rows      int              // events the goroutine builds: the most rows a table gets
+	target
+	tables       map[string]*tableEncoder
+	recent       [2]*tableEncoder // the tables of the last rows (a track event has two)
+	unplanned    bool             // a row of an event table without a plan
+	schemaChange bool             // a row with a table or column the layout lacks
+	rows         int              // events the goroutine builds: the most rows a table gets
+	// fits holds, per table, the column names of the last row that was checked against the
+	// layout and fit it.
+	fits map[string][]schema.Column
 }
 
 // tableEncoder encodes one table's rows with its plan.
@@ -308,11 +386,12 @@ func (e *encoder) table(table string) *tableEncoder {
 	return t
 }
 
-// add encodes r when its table has a plan. Owned tables (users, accounts) are upserted, never
-// copied, and have no plan.
+// add encodes r when its table has a plan it fits, and otherwise checks it against the layout.
+// Owned tables (users, accounts) are upserted, never copied, and have no plan.
 func (e *encoder) add(r schema.Row) {
 	t := e.table(r.Table)
 	if t == nil || t.failed {
+		e.check(r)
 		return
 	}
 	plan := t.plan
@@ -325,6 +404,7 @@ func (e *encoder) add(r schema.Row) {
 			j, ok := plan.pos[c.Name]
 			if !ok {
 				t.failed = true
+				e.check(r)
 				return
 			}
 			slots[j] = int32(k)

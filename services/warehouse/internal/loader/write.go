@@ -53,6 +53,7 @@ type part struct {
 	order    []string
 	rows     map[string][]schema.Row // rows of the tables not encoded
 	repeated []bool                  // per event: its messageId came earlier in the load (nil: none did)
+	later    map[string][]schema.Row // rows of the load's later sub-batches, per table (prepared.later)
 	general  bool                    // some table takes the general path, or there are discards
 	done     bool                    // committed
 }
@@ -182,7 +183,36 @@ func (w *partWriter) part(ctx context.Context, p *prepared) *part {
 			pt.general = true
 		}
 	}
+	if p.later != nil {
+		pt.later = w.laterRows(p.later)
+		p.later = nil
+	}
 	return pt
+}
+
+// laterRows collects the rows of the sub-batches built ahead, per table, as their parts will
+// write them: without the event-table rows of messageIds that came earlier in the load.
+func (w *partWriter) laterRows(later []*prepared) map[string][]schema.Row {
+	rows := map[string][]schema.Row{}
+	seen := map[string]struct{}{} // ids of the later sub-batches
+	for _, p := range later {
+		for _, ev := range p.events {
+			if ev.err != nil {
+				continue
+			}
+			_, dup := w.seen[ev.id]
+			if !dup {
+				_, dup = seen[ev.id]
+				seen[ev.id] = struct{}{}
+			}
+			for _, r := range ev.rows {
+				if !dup || owned(r.Table) {
+					rows[r.Table] = append(rows[r.Table], r)
+				}
+			}
+		}
+	}
+	return rows
 }
 
 // write writes one part in its own transaction. A table whose rows were all encoded by prepare is
@@ -224,7 +254,7 @@ func (w *partWriter) write(ctx context.Context, pt *part) error {
 					continue
 				}
 			}
-			trows, tooWide, err := l.ensureTable(ctx, tx, w.schema, staged, table, rows)
+			trows, tooWide, err := l.ensureTable(ctx, tx, w.schema, staged, table, rows, pt.later[table])
 			if err != nil {
 				return err
 			}
@@ -252,6 +282,9 @@ func (w *partWriter) write(ctx context.Context, pt *part) error {
 	}
 	if pt.general {
 		l.known[w.schema] = staged
+		if w.plans != nil {
+			w.plans.setLayout(staged)
+		}
 		for table, cols := range used {
 			if w.plans != nil && staged[table].exact {
 				w.plans.set(table, nextPlan(w.plans.get(table), cols, staged[table].cols))
@@ -290,23 +323,25 @@ func owned(table string) bool {
 }
 
 // ensureTable creates table if needed and adds the columns rows need. A new column's type is the
-// kind of its values in this batch; when they disagree, int and float give float and any other
-// mix gives string, which can hold every value. A row whose new columns would take the table past
-// MaxColumns is left out (returned as a whole-row discard); later rows may still fit.
-func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, table string, rows []schema.Row) ([]schema.Row, []discard, error) {
+// kind of its values in the load; when they disagree, int and float give float and any other mix
+// gives string, which can hold every value. later are the table's rows in the load's later
+// sub-batches (nil when there are none, or they do not change the schema): the columns they need
+// are added now too, with the types of all of their values, so a load written in sub-batches gets
+// the columns and types of one written at once. A row whose new columns would take the table
+// past MaxColumns is left out (returned as a whole-row discard); later rows may still fit.
+func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string, staged schemaLayout, table string, rows, later []schema.Row) ([]schema.Row, []discard, error) {
 	name := sqlengine.QualifiedName(l.d, schemaName, table)
 	t, exists := staged[table]
 	if !exists {
 		t = tableLayout{cols: tableColumns{"id": sqlengine.KindString}, exact: true}
 	}
 	added := map[string]sqlengine.ColumnKind{}
-	kept := rows[:0:0]
-	var tooWide []discard
 	var known []schema.Column // the columns of the last row that needed no new column
-	for _, r := range rows {
+	// fit adds r's new columns to added, or returns a whole-row discard when they would take the
+	// table past MaxColumns.
+	fit := func(r schema.Row) (discard, bool) {
 		if sameNames(known, r.Columns) {
-			kept = append(kept, r) // rows of one event type mostly share their columns
-			continue
+			return discard{}, true // rows of one event type mostly share their columns
 		}
 		fresh := 0
 		for _, c := range r.Columns {
@@ -318,12 +353,11 @@ func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string,
 			}
 		}
 		if n := len(t.cols) + len(added) + fresh; n > MaxColumns {
-			tooWide = append(tooWide, discard{
+			return discard{
 				table: table, column: DiscardWholeRow, value: strconv.Itoa(len(r.Columns)) + " columns", rowID: r.ID(),
 				receivedAt: receivedAt(r),
 				reason:     fmt.Sprintf("the row needs %d new columns and the table would have %d, over the %d-column limit", fresh, n, MaxColumns),
-			})
-			continue
+			}, false
 		}
 		isNew := false
 		for _, c := range r.Columns {
@@ -340,10 +374,22 @@ func (l *Loader) ensureTable(ctx context.Context, tx *sql.Tx, schemaName string,
 		if !isNew {
 			known = r.Columns
 		}
-		kept = append(kept, r)
+		return discard{}, true
+	}
+	kept := rows[:0:0]
+	var tooWide []discard
+	for _, r := range rows {
+		if d, ok := fit(r); ok {
+			kept = append(kept, r)
+		} else {
+			tooWide = append(tooWide, d)
+		}
 	}
 	if len(kept) == 0 {
 		return nil, tooWide, nil
+	}
+	for _, r := range later {
+		_, _ = fit(r) // its part discards it again if it does not fit
 	}
 	if !exists {
 		q := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s %s PRIMARY KEY)", name, l.d.QuoteIdent("id"), l.d.ColumnType(sqlengine.KindString))
