@@ -32,35 +32,55 @@ func New(client catalogv1.CatalogServiceClient, logger *slog.Logger) *Watcher {
 }
 
 // Run follows the stream until ctx is done, reconnecting with backoff
-// (100 ms doubling to 5 s) when it breaks. The last snapshot stays in use
-// while disconnected.
+// when it breaks (nextBackoff). The last snapshot stays in use while
+// disconnected.
 func (w *Watcher) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	backoff := time.Duration(0)
 	for {
-		err := w.follow(ctx)
+		received, err := w.follow(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		backoff = nextBackoff(backoff, received)
 		w.logger.Warn("config watch interrupted; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
-func (w *Watcher) follow(ctx context.Context) error {
+// Reconnect backoff bounds.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+// nextBackoff is the wait before reconnecting after a stream that broke: the
+// shortest wait when the stream had delivered a snapshot (Catalog restarted,
+// a connection dropped), otherwise the previous wait doubled, up to
+// maxBackoff (Catalog is down).
+func nextBackoff(prev time.Duration, received bool) time.Duration {
+	if received || prev < minBackoff {
+		return minBackoff
+	}
+	return min(prev*2, maxBackoff)
+}
+
+// follow reads the stream until it breaks; received reports whether it
+// delivered a snapshot.
+func (w *Watcher) follow(ctx context.Context) (received bool, err error) {
 	stream, err := w.client.WatchConfig(ctx, &catalogv1.WatchConfigRequest{})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return err
+			return received, err
 		}
+		received = true
 		snaps := resp.GetSnapshots()
 		w.cur.Store(&snaps)
 		w.once.Do(func() { close(w.ready) })
