@@ -16,10 +16,11 @@ import (
 // an event to reject or warn about, a key present twice, an escape the
 // full path rewrites, a batch-level context or integrations to merge —
 // goes through the full path (enrich), so answers and stored events do not
-// depend on which path ran. The stored JSON is semantically identical to
-// the full path's (same members and values; the client's key order and
-// number text are kept): TestMain compares both paths on every body the
-// package's tests parse, the fuzz seeds included.
+// depend on which path ran. Both store the same members and values with
+// every object's keys in the client's order, the server's fields placed by
+// one rule (enrich); the full path writes compact text, so an event sent
+// compact is stored byte for byte the same. TestMain compares both paths on
+// every body the package's tests parse, the fuzz seeds included.
 
 // fastState is the per-request scratch of the fast path.
 type fastState struct {
@@ -566,15 +567,9 @@ func (p *Parser) fastBatch(body []byte, meta Meta) (_ *Request, _ error, ok bool
 			}
 		}
 		if sh == nil {
-			sh = &batchShared{values: map[string]any{}}
+			sh = &batchShared{}
 			if rc.sentKind != kindNone {
-				d := json.NewDecoder(bytes.NewReader(body[rc.sentAt.s:rc.sentAt.e]))
-				d.UseNumber()
-				var v any
-				if d.Decode(&v) == nil && v != nil {
-					sh.values["sentAt"] = v
-					sh.sentAt = rc.sentBytes
-				}
+				sh.setSentAt(body[rc.sentAt.s:rc.sentAt.e])
 			}
 		}
 		if p.parseItem(req, i, raw, sh, rc.now, meta) {

@@ -238,25 +238,21 @@ func TestEnrichmentAllowanceBoundsWhatTheServerAdds(t *testing.T) {
 	check(t, req, err)
 }
 
-func TestEncodedSizeIsTheMarshalledLength(t *testing.T) {
+// A gRPC event is a map: its size is the length of its JSON as marshal
+// writes it (compact, keys sorted), and it is stored with its keys sorted,
+// the server's fields after them.
+func TestParseObjectSizeAndOrder(t *testing.T) {
 	t.Parallel()
-	bodies := []string{
-		`{}`, `{"a":[]}`, `{"a":[1,2.50,-3e7,true,false,null,"x"],"b":{"c":{}}}`,
-		`{"s":"\"\\/\b\f\n\r\t\u0001\u001f\u007f <>& é € 😀 \u2028\u2029 \ud83d"}`,
-		`{"k\u0000\n":"v\u0000"}`,
+	obj := map[string]any{"type": "track", "userId": "u", "event": "E", "properties": map[string]any{"bad": "\xff", "n": json.Number("1.50"), "s": "\u2028<>", "B": true}}
+	sent := "{\"event\":\"E\",\"properties\":{\"B\":true,\"bad\":\"\\ufffd\",\"n\":1.50,\"s\":\"\u2028<>\"},\"type\":\"track\",\"userId\":\"u\"}"
+	ev, rej := newTestParser().ParseObject(obj, Meta{})
+	if rej != nil || ev.Size != len(sent) {
+		t.Fatalf("Size %d, want %d (%s): %v", ev.Size, len(sent), sent, rej)
 	}
-	for _, b := range bodies {
-		obj, err := decodeObject([]byte(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _ := marshal(obj)
-		if got := encodedSize(obj); got != len(m) {
-			t.Errorf("%s: encodedSize %d, marshal writes %d bytes: %s", b, got, len(m), m)
-		}
-	}
-	if got := encodedSize(map[string]any{"bad": "\xff"}); got != len(`{"bad":"\ufffd"}`) {
-		t.Errorf("invalid UTF-8: %d", got)
+	want := "{\"event\":\"E\",\"properties\":{\"B\":true,\"bad\":\"\uFFFD\",\"n\":1.50,\"s\":\"\u2028<>\"},\"userId\":\"u\"," +
+		`"type":"track","timestamp":"2026-12-03T12:00:00.000Z","receivedAt":"2026-12-03T12:00:00.000Z","messageId":"generated-id"}`
+	if string(ev.JSON) != want {
+		t.Errorf("stored\n %s\nwant\n %s", ev.JSON, want)
 	}
 }
 

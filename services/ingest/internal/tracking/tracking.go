@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,9 @@ type Parser struct {
 
 	// fullOnly turns the fast path off (tests compare both paths).
 	fullOnly bool
+	// onFull, when set (tests), is called for each event the full path
+	// parses.
+	onFull func()
 }
 
 // NewParser returns a parser with the real clock and random ids.
@@ -136,19 +140,27 @@ func (p *Parser) ParseSingle(body []byte, pathType string, meta Meta) (*Request,
 			return req, nil
 		}
 	}
+	if p.onFull != nil {
+		p.onFull()
+	}
 	obj, err := decodeObject(body)
 	if err != nil {
 		return nil, err
 	}
-	if t, ok := obj["type"]; !ok || t == nil || t == "" {
-		obj["type"] = pathType
-	}
-	if t, _ := obj["type"].(string); strings.ToLower(t) != pathType {
-		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %s does not match the %s endpoint", shownJSON(obj["type"]), pathType)}
-	}
+	// The write key is read as sent; the event is judged as it is stored,
+	// without NULs.
 	req := &Request{WriteKey: stringField(obj, "writeKey")}
-	delete(obj, "writeKey")
-	ev, rej, warn := p.enrich(obj, nil, p.now(), meta)
+	obj.del("writeKey")
+	if hasNULEscape(body) {
+		stripNUL(obj)
+	}
+	if t, ok := obj.get("type"); !ok || t == nil || t == "" {
+		obj.set("type", pathType)
+	}
+	if t, _ := obj.get("type"); strings.ToLower(stringOf(t)) != pathType {
+		return nil, &RequestError{Code: "type_mismatch", Message: fmt.Sprintf("body type %s does not match the %s endpoint", shownJSON(t), pathType)}
+	}
+	ev, rej, warn := p.enrich(obj, nil, p.now(), meta, len(body))
 	if rej != nil {
 		return nil, &RequestError{Code: rej.Code, Message: rej.Message}
 	}
@@ -206,20 +218,15 @@ func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 		}
 		return nil, &RequestError{Code: "missing_batch", Message: "body has no batch array"}
 	}
-	var writeKey, sentAt any
+	var writeKey any
 	_ = json.Unmarshal(top.WriteKey, &writeKey)
-	if len(top.SentAt) > 0 {
-		d := json.NewDecoder(bytes.NewReader(top.SentAt))
-		d.UseNumber() // epoch milliseconds stay exact
-		_ = d.Decode(&sentAt)
-	}
 	if len(top.Batch) == 0 {
 		return nil, &RequestError{Code: "empty_batch", Message: "batch has no events"}
 	}
 	if len(top.Batch) > MaxBatchEvents {
 		return nil, &RequestError{Code: "batch_too_many_events", Message: fmt.Sprintf("batch has %d events; the limit is %d", len(top.Batch), MaxBatchEvents)}
 	}
-	sh, rerr := newBatchShared(top.Context, top.Integrations, top.SentAt, sentAt)
+	sh, rerr := newBatchShared(top.Context, top.Integrations, top.SentAt)
 	if rerr != nil {
 		return nil, rerr
 	}
@@ -249,23 +256,25 @@ func (p *Parser) ParseBatch(body []byte, meta Meta) (*Request, error) {
 // win), and its sentAt, for items without one. It holds them decoded, and
 // the bytes each adds to an item's Size.
 type batchShared struct {
-	values map[string]any // "context", "integrations" (objects), "sentAt"
+	context, integrations *object // nil: none
+	sentAt                any     // nil: none
 	// members holds, for the batch's context and integrations, the bytes of
 	// each member as sent (`"key":value,`); all is their sum.
 	members map[string]map[string]int
 	all     int
-	// sentAt is the bytes of `"sentAt":value,` as sent; 0 without one.
-	sentAt int
+	// sentAtSize is the bytes of `"sentAt":value,` as sent.
+	sentAtSize int
 }
 
-// newBatchShared reads a batch's top-level context, integrations (raw
-// JSON; absent or null: none) and sentAt (raw and decoded; nil: none).
-func newBatchShared(context, integrations, sentAtRaw json.RawMessage, sentAt any) (*batchShared, error) {
-	sh := &batchShared{values: map[string]any{}}
+// newBatchShared reads a batch's top-level context, integrations and
+// sentAt (raw JSON; absent or null: none).
+func newBatchShared(context, integrations, sentAt json.RawMessage) (*batchShared, error) {
+	sh := &batchShared{}
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"context", context}, {"integrations", integrations}} {
+		dst  **object
+	}{{"context", context, &sh.context}, {"integrations", integrations, &sh.integrations}} {
 		if len(f.raw) == 0 || string(f.raw) == "null" {
 			continue
 		}
@@ -273,15 +282,18 @@ func newBatchShared(context, integrations, sentAtRaw json.RawMessage, sentAt any
 		if err != nil {
 			return nil, &RequestError{Code: "invalid_" + f.name, Message: "top-level " + f.name + " must be an object, not " + rawKind(f.raw)}
 		}
-		sh.values[f.name] = v
-		// The same keys as v (decoded; the last of a repeated key wins),
-		// with each value's text as sent.
+		if hasNULEscape(f.raw) {
+			stripNUL(v)
+		}
+		*f.dst = v
+		// Each member's text as sent, under its key as stored (without
+		// NULs: the members of keys that become one count together).
 		var raws map[string]json.RawMessage
 		_ = json.Unmarshal(f.raw, &raws)
 		sizes := make(map[string]int, len(raws))
 		for k, r := range raws {
 			n := stringSize(k) + 1 + len(r) + 1
-			sizes[k] = n
+			sizes[strings.ReplaceAll(k, "\x00", "")] += n
 			sh.all += n
 		}
 		if sh.members == nil {
@@ -289,39 +301,47 @@ func newBatchShared(context, integrations, sentAtRaw json.RawMessage, sentAt any
 		}
 		sh.members[f.name] = sizes
 	}
-	if sentAt != nil {
-		sh.values["sentAt"] = sentAt
-		sh.sentAt = len(`"sentAt":`) + len(sentAtRaw) + 1
-	}
+	sh.setSentAt(sentAt)
 	return sh, nil
+}
+
+// setSentAt records the batch's sentAt (raw JSON; absent or null: none).
+func (sh *batchShared) setSentAt(raw []byte) {
+	if len(raw) == 0 {
+		return
+	}
+	v := decodeValue(raw)
+	if v == nil {
+		return
+	}
+	if hasNULEscape(raw) {
+		v = stripNUL(v)
+	}
+	sh.sentAt = v
+	sh.sentAtSize = len(`"sentAt":`) + len(raw) + 1
 }
 
 // added is what the batch adds to item obj's size: the members of its
 // context and integrations that obj does not set itself, and its sentAt
 // when obj has none. The work is bounded by obj's own keys, not by the
 // batch's.
-func (sh *batchShared) added(obj map[string]any) int {
+func (sh *batchShared) added(obj *object) int {
 	if sh == nil {
 		return 0
 	}
 	n := sh.all
 	for name, sizes := range sh.members {
-		own, _ := obj[name].(map[string]any)
-		for k := range own {
-			n -= sizes[k]
+		v, _ := obj.get(name)
+		if own, ok := v.(*object); ok {
+			for _, f := range own.fields {
+				n -= sizes[f.key]
+			}
 		}
 	}
-	if _, has := obj["sentAt"]; !has {
-		n += sh.sentAt
+	if _, has := obj.get("sentAt"); !has && sh.sentAt != nil {
+		n += sh.sentAtSize
 	}
 	return n
-}
-
-func (sh *batchShared) shared() map[string]any {
-	if sh == nil {
-		return nil
-	}
-	return sh.values
 }
 
 // addToTotal adds the Size of accepted item i to a request's running total
@@ -344,17 +364,23 @@ func addToTotal(total *int, size, i int) *RequestError {
 // item was accepted. An item over MaxEventBytes once the batch's fields
 // are merged in is rejected (event_too_large) before anything else.
 func (p *Parser) parseItem(req *Request, i int, raw []byte, sh *batchShared, now time.Time, meta Meta) bool {
+	if p.onFull != nil {
+		p.onFull()
+	}
 	obj, err := decodeObject(raw)
 	if err != nil {
 		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "invalid_event", Message: "event must be a JSON object, not " + rawKind(raw)})
 		return false
+	}
+	if hasNULEscape(raw) {
+		stripNUL(obj)
 	}
 	size := len(raw) + sh.added(obj)
 	if size > MaxEventBytes {
 		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes with what the batch's context, integrations and sentAt add to it; the limit is %d", size, MaxEventBytes)})
 		return false
 	}
-	ev, rej, warn := p.enrich(obj, sh.shared(), now, meta)
+	ev, rej, warn := p.enrich(obj, sh, now, meta, size)
 	if rej != nil {
 		rej.Index = i
 		req.Rejected = append(req.Rejected, *rej)
@@ -380,13 +406,26 @@ func (p *Parser) now() time.Time { return p.Now().UTC().Truncate(time.Millisecon
 // ParseObject validates and enriches one already-decoded event (gRPC path).
 // Its Size is its JSON before enrichment (compact, as the event would be
 // stored without the server's fields); over MaxEventBytes it is rejected
-// (event_too_large) before anything else, as an HTTP event is.
+// (event_too_large) before anything else, as an HTTP event is. A map has
+// no order: the event's own keys are stored sorted (at every level), the
+// server's fields after them.
 func (p *Parser) ParseObject(obj map[string]any, meta Meta) (Event, *Rejection) {
-	size := encodedSize(obj)
+	b, err := marshal(obj)
+	if err != nil {
+		return Event{}, &Rejection{Code: "invalid_event", Message: err.Error()}
+	}
+	size := len(b)
 	if size > MaxEventBytes {
 		return Event{}, &Rejection{Code: "event_too_large", Message: fmt.Sprintf("event is %d bytes; the limit is %d", size, MaxEventBytes)}
 	}
-	ev, rej, _ := p.enrich(obj, nil, p.now(), meta)
+	o, err := decodeObject(b)
+	if err != nil {
+		return Event{}, &Rejection{Code: "invalid_event", Message: "event cannot be encoded as JSON"}
+	}
+	if hasNULEscape(b) {
+		stripNUL(o)
+	}
+	ev, rej, _ := p.enrich(o, nil, p.now(), meta, size)
 	if rej != nil {
 		return Event{}, rej
 	}
@@ -411,24 +450,21 @@ func checkBody(body []byte) error {
 	return nil
 }
 
-// decodeObject decodes a JSON object (numbers as json.Number). Its errors
-// speak JSON's terms, never Go's: a decoder error such as "cannot unmarshal
-// array into Go value of type map[string]interface {}" is reworded.
-func decodeObject(b []byte) (map[string]any, error) {
+// decodeError words why b, which json.Valid refused, is not one JSON
+// object. Its errors speak JSON's terms, never Go's: a decoder error such
+// as "cannot unmarshal array into Go value of type map[string]interface {}"
+// is reworded.
+func decodeError(b []byte) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil, &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + describeJSONError(err)}
+		return &RequestError{Code: "invalid_json", Message: "body is not valid JSON: " + describeJSONError(err)}
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, &RequestError{Code: "invalid_json", Message: "body must be a JSON object, not " + jsonKind(v)}
+	if _, ok := v.(map[string]any); !ok {
+		return &RequestError{Code: "invalid_json", Message: "body must be a JSON object, not " + jsonKind(v)}
 	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, &RequestError{Code: "invalid_json", Message: "body has data after the JSON object"}
-	}
-	return obj, nil
+	return &RequestError{Code: "invalid_json", Message: "body has data after the JSON object"}
 }
 
 // describeJSONError words a decoding error without Go type names.
@@ -450,7 +486,7 @@ func jsonKind(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
-	case map[string]any:
+	case map[string]any, *object:
 		return "an object"
 	case []any:
 		return "an array"
@@ -501,122 +537,138 @@ func shownJSON(v any) string {
 	return string(b)
 }
 
-func stringField(obj map[string]any, k string) string {
-	s, _ := obj[k].(string)
+func stringField(obj *object, k string) string {
+	v, _ := obj.get(k)
+	return stringOf(v)
+}
+
+func stringOf(v any) string {
+	s, _ := v.(string)
 	return s
 }
 
 // TimeFormat is how Ingest writes timestamps: ISO-8601 UTC with milliseconds.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
-// enrich validates obj and adds the server-set fields. shared holds a
-// batch's top-level context, integrations and sentAt. warn is set when the
-// event was accepted with an interpretation the client should know about.
-func (p *Parser) enrich(obj map[string]any, shared map[string]any, now time.Time, meta Meta) (ev Event, rej *Rejection, warn *Rejection) {
-	typ, _ := obj["type"].(string)
-	typ = strings.ToLower(typ)
+// enrich validates obj and adds the server-set fields. sh holds a batch's
+// top-level context, integrations and sentAt (nil: none). warn is set when
+// the event was accepted with an interpretation the client should know
+// about. sizeHint is about the event's size (the output buffer's).
+//
+// The client's members keep their order, at every level. The server's
+// fields go after them, in the order the fast path writes them: type, a
+// context or integrations the event did not have (context first), sentAt
+// when the batch's applies or an epoch-ms sentAt is rewritten,
+// originalTimestamp when set, timestamp, receivedAt, messageId. A member
+// changed in place stays where it is: a numeric id quoted, context.ip
+// replacing a null or "" one, a merged context or integrations replacing
+// the event's own (or its null). An added context.ip is the context's
+// first member.
+func (p *Parser) enrich(obj *object, sh *batchShared, now time.Time, meta Meta, sizeHint int) (ev Event, rej *Rejection, warn *Rejection) {
+	t, _ := obj.get("type")
+	typ := strings.ToLower(stringOf(t))
 	if !KnownTypes[typ] {
-		if t, has := obj["type"]; !has || t == nil || t == "" {
+		if t == nil || t == "" {
 			return Event{}, &Rejection{Code: "invalid_type", Message: "type is required: one of identify, track, page, screen, group, alias"}, nil
 		}
-		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %s is not one of identify, track, page, screen, group, alias", shownJSON(obj["type"]))}, nil
+		return Event{}, &Rejection{Code: "invalid_type", Message: fmt.Sprintf("type %s is not one of identify, track, page, screen, group, alias", shownJSON(t))}, nil
 	}
-	obj["type"] = typ
 	for _, k := range []string{"userId", "anonymousId", "groupId", "previousId"} {
 		if err := normalizeID(obj, k); err != nil {
 			return Event{}, err, nil
 		}
 	}
-	if obj["userId"] == nil && obj["anonymousId"] == nil {
+	isSet := func(k string) bool { v, _ := obj.get(k); return v != nil }
+	if !isSet("userId") && !isSet("anonymousId") {
 		return Event{}, &Rejection{Code: "missing_user_id", Message: "userId or anonymousId is required"}, nil
 	}
 	switch typ {
 	case "track":
-		name, ok := obj["event"].(string)
-		if !ok || strings.TrimSpace(name) == "" {
+		name, _ := obj.get("event")
+		if s, ok := name.(string); !ok || strings.TrimSpace(s) == "" {
 			return Event{}, &Rejection{Code: "missing_event", Message: "track needs a non-blank event name"}, nil
 		}
 	case "group":
-		if obj["groupId"] == nil {
+		if !isSet("groupId") {
 			return Event{}, &Rejection{Code: "missing_group_id", Message: "group needs groupId"}, nil
 		}
 	case "alias":
-		if obj["previousId"] == nil || obj["userId"] == nil {
+		if !isSet("previousId") || !isSet("userId") {
 			return Event{}, &Rejection{Code: "missing_previous_id", Message: "alias needs previousId and userId"}, nil
 		}
 	}
 	for _, k := range []string{"properties", "traits", "context", "integrations"} {
-		if v, ok := obj[k]; ok && v != nil {
-			if _, isObj := v.(map[string]any); !isObj {
+		if v, _ := obj.get(k); v != nil {
+			if _, isObj := v.(*object); !isObj {
 				return Event{}, &Rejection{Code: "invalid_" + strings.ToLower(k), Message: k + " must be an object"}, nil
 			}
 		}
 	}
-	for k, v := range shared {
-		switch k {
-		case "context", "integrations":
-			mergeObject(obj, k, v.(map[string]any))
-		default:
-			if _, ok := obj[k]; !ok {
-				obj[k] = v
-			}
-		}
-	}
-	id, ok := obj["messageId"]
-	switch {
-	case !ok || id == nil || id == "":
-		obj["messageId"] = p.NewID()
+	id, _ := obj.get("messageId")
+	var msgID string
+	switch t := id.(type) {
+	case nil:
+	case string:
+		msgID = t
+	case json.Number:
+		msgID = t.String()
 	default:
-		s, isStr := id.(string)
-		if n, isNum := id.(json.Number); isNum {
-			s, isStr = n.String(), true
-		}
-		if !isStr {
-			return Event{}, &Rejection{Code: "invalid_message_id", Message: "messageId must be a string"}, nil
-		}
-		s = strings.ReplaceAll(s, "\x00", "")
-		if utf8.RuneCountInString(s) > MaxMessageIDLen {
-			return Event{}, &Rejection{Code: "message_id_too_long", Message: fmt.Sprintf("messageId has %d characters; the limit is %d", utf8.RuneCountInString(s), MaxMessageIDLen)}, nil
-		}
-		if s == "" {
-			s = p.NewID()
-		}
-		obj["messageId"] = s
+		return Event{}, &Rejection{Code: "invalid_message_id", Message: "messageId must be a string"}, nil
+	}
+	if n := utf8.RuneCountInString(msgID); n > MaxMessageIDLen {
+		return Event{}, &Rejection{Code: "message_id_too_long", Message: fmt.Sprintf("messageId has %d characters; the limit is %d", n, MaxMessageIDLen)}, nil
+	}
+
+	// Accepted: from here on the server's fields are added, in the order
+	// above.
+	obj.setLast("type", typ)
+	if sh != nil && sh.context != nil {
+		mergeObject(obj, "context", sh.context)
 	}
 	if meta.IP != "" {
-		ctx, _ := obj["context"].(map[string]any)
-		if ctx == nil {
-			ctx = map[string]any{}
-			obj["context"] = ctx
+		v, _ := obj.get("context")
+		if ctx, _ := v.(*object); ctx == nil {
+			obj.set("context", &object{fields: []field{{"ip", meta.IP}}})
+		} else if i := ctx.index("ip"); i < 0 {
+			ctx.fields = slices.Insert(ctx.fields, 0, field{"ip", meta.IP})
+		} else if ip := ctx.fields[i].val; ip == nil || ip == "" {
+			ctx.fields[i].val = meta.IP
 		}
-		if v, has := ctx["ip"]; !has || v == nil || v == "" {
-			ctx["ip"] = meta.IP
+	}
+	if sh != nil && sh.integrations != nil {
+		mergeObject(obj, "integrations", sh.integrations)
+	}
+	if sh != nil && sh.sentAt != nil {
+		if _, has := obj.get("sentAt"); !has {
+			obj.set("sentAt", sh.sentAt)
 		}
 	}
 	warn = setTimestamps(obj, now)
-	stripNUL(obj)
-	b, err := marshal(obj)
-	if err != nil {
-		return Event{}, &Rejection{Code: "invalid_event", Message: err.Error()}, nil
+	if msgID == "" {
+		msgID = p.NewID()
 	}
-	return Event{Type: typ, MessageID: obj["messageId"].(string), JSON: b}, nil, warn
+	obj.setLast("messageId", msgID)
+	b := appendJSON(make([]byte, 0, sizeHint+eventOverhead+len(meta.IP)), obj)
+	return Event{Type: typ, MessageID: msgID, JSON: b}, nil, warn
 }
 
-// normalizeID makes an id field a string: numbers keep their exact text,
-// empty strings count as absent, objects, arrays and booleans are rejected.
-func normalizeID(obj map[string]any, k string) *Rejection {
-	v, ok := obj[k]
-	if !ok || v == nil {
-		delete(obj, k)
+// normalizeID makes an id field a string, in place: numbers keep their
+// exact text, empty strings count as absent, objects, arrays and booleans
+// are rejected.
+func normalizeID(obj *object, k string) *Rejection {
+	v, ok := obj.get(k)
+	if !ok {
 		return nil
 	}
 	switch t := v.(type) {
+	case nil:
+		obj.del(k)
 	case string:
 		if strings.TrimSpace(t) == "" {
-			delete(obj, k)
+			obj.del(k)
 		}
 	case json.Number:
-		obj[k] = t.String()
+		obj.set(k, t.String())
 	default:
 		return &Rejection{Code: "invalid_" + strings.ToLower(k[:1]) + k[1:], Message: k + " must be a string or a number"}
 	}
@@ -624,17 +676,36 @@ func normalizeID(obj map[string]any, k string) *Rejection {
 }
 
 // mergeObject merges a batch's shared object under obj[k]; the event's own
-// keys win.
-func mergeObject(obj map[string]any, k string, shared map[string]any) {
-	own, _ := obj[k].(map[string]any)
-	merged := make(map[string]any, len(shared)+len(own))
-	for sk, sv := range shared {
-		merged[sk] = sv
+// keys win (one level). The merged object holds the batch's members the
+// event does not set, in the batch's order, then the event's own, in its
+// order: read in document order with the last key winning, the event's
+// members win over the batch's also where keys differ only in case. It
+// takes the place of the event's own member, or comes after its members
+// when it had none. shared is not changed (every item of the batch gets
+// it).
+func mergeObject(obj *object, k string, shared *object) {
+	v, _ := obj.get(k)
+	own, _ := v.(*object)
+	merged := &object{fields: make([]field, 0, len(shared.fields)+len(ownFields(own)))}
+	if own == nil {
+		merged.fields = append(merged.fields, shared.fields...)
+	} else {
+		set := own.keys()
+		for _, f := range shared.fields {
+			if !own.has(set, f.key) {
+				merged.fields = append(merged.fields, f)
+			}
+		}
+		merged.fields = append(merged.fields, own.fields...)
 	}
-	for ok, ov := range own {
-		merged[ok] = ov
+	obj.set(k, merged)
+}
+
+func ownFields(o *object) []field {
+	if o == nil {
+		return nil
 	}
-	obj[k] = merged
+	return o.fields
 }
 
 // parseTime reads a client time: an RFC 3339 string (any offset; stored
@@ -668,73 +739,50 @@ func parseTime(v any) (time.Time, bool) {
 //   - otherwise timestamp is receivedAt. A client time or sentAt that cannot
 //     be read is kept as sent, never guessed at, and the event is accepted
 //     with a warning (invalid_timestamp / invalid_sent_at).
-func setTimestamps(obj map[string]any, now time.Time) *Rejection {
-	obj["receivedAt"] = now.Format(TimeFormat)
+//
+// The fields it writes go to the end of obj, in this order: a rewritten
+// sentAt, originalTimestamp, timestamp, receivedAt.
+func setTimestamps(obj *object, now time.Time) *Rejection {
 	key := "timestamp"
-	if v, ok := obj["timestamp"]; !ok || v == nil || v == "" {
+	if v, ok := obj.get("timestamp"); !ok || v == nil || v == "" {
 		key = "originalTimestamp"
 	}
-	raw, hasRaw := obj[key]
+	raw, hasRaw := obj.get(key)
 	hasRaw = hasRaw && raw != nil && raw != ""
 	ts, hasTS := parseTime(raw)
-	sentRaw, hasSentRaw := obj["sentAt"]
+	sentRaw, hasSentRaw := obj.get("sentAt")
 	hasSentRaw = hasSentRaw && sentRaw != nil && sentRaw != ""
 	sent, hasSent := parseTime(sentRaw)
 	if hasSent {
 		if _, isNum := sentRaw.(json.Number); isNum {
-			obj["sentAt"] = sent.Format(TimeFormat)
+			obj.setLast("sentAt", sent.Format(TimeFormat))
 		}
 	}
 	if hasRaw {
-		obj["originalTimestamp"] = raw
+		v := raw
 		if _, isNum := raw.(json.Number); isNum && hasTS {
-			obj["originalTimestamp"] = ts.Format(TimeFormat)
+			v = ts.Format(TimeFormat)
 		}
+		obj.setLast("originalTimestamp", v)
 	}
 	var warn *Rejection
+	timestamp := now
 	switch {
 	case hasTS && hasSent:
-		obj["timestamp"] = now.Add(-sent.Sub(ts)).Format(TimeFormat)
+		timestamp = now.Add(-sent.Sub(ts))
 	case hasTS:
-		obj["timestamp"] = ts.Format(TimeFormat)
+		timestamp = ts
 		if hasSentRaw {
 			warn = &Rejection{Code: "invalid_sent_at", Message: fmt.Sprintf("sentAt %s is not an ISO-8601 time or epoch milliseconds; timestamp was not corrected", shownJSON(sentRaw))}
 		}
 	default:
-		obj["timestamp"] = now.Format(TimeFormat)
 		if hasRaw {
 			warn = &Rejection{Code: "invalid_timestamp", Message: fmt.Sprintf("%s %s is not an ISO-8601 time or epoch milliseconds; timestamp is receivedAt", key, shownJSON(raw))}
 		}
 	}
+	obj.setLast("timestamp", timestamp.Format(TimeFormat))
+	obj.setLast("receivedAt", now.Format(TimeFormat))
 	return warn
-}
-
-// stripNUL removes U+0000 from every string and key, in place.
-func stripNUL(v any) any {
-	switch t := v.(type) {
-	case string:
-		if strings.IndexByte(t, 0) >= 0 {
-			return strings.ReplaceAll(t, "\x00", "")
-		}
-		return t
-	case map[string]any:
-		for k, x := range t {
-			nv := stripNUL(x)
-			if strings.IndexByte(k, 0) >= 0 {
-				delete(t, k)
-				t[strings.ReplaceAll(k, "\x00", "")] = nv
-			} else {
-				t[k] = nv
-			}
-		}
-		return t
-	case []any:
-		for i, x := range t {
-			t[i] = stripNUL(x)
-		}
-		return t
-	}
-	return v
 }
 
 func marshal(v any) ([]byte, error) {
@@ -775,51 +823,8 @@ func unescapeLineSeparators(b []byte) []byte {
 	return out
 }
 
-// encodedSize is the length of v's JSON as marshal writes it (compact; no
-// HTML escaping; U+2028 and U+2029 as themselves), without writing it.
-func encodedSize(v any) int {
-	switch t := v.(type) {
-	case nil:
-		return len("null")
-	case bool:
-		if t {
-			return len("true")
-		}
-		return len("false")
-	case string:
-		return stringSize(t)
-	case json.Number:
-		if t == "" {
-			return 1 // encoding/json writes 0
-		}
-		return len(t)
-	case map[string]any:
-		n := 2
-		for k, x := range t {
-			n += stringSize(k) + 1 + encodedSize(x) + 1
-		}
-		if len(t) > 0 {
-			n-- // no comma after the last member
-		}
-		return n
-	case []any:
-		n := 2
-		for _, x := range t {
-			n += encodedSize(x) + 1
-		}
-		if len(t) > 0 {
-			n--
-		}
-		return n
-	}
-	b, err := marshal(v)
-	if err != nil {
-		return 0
-	}
-	return len(b)
-}
-
-// stringSize is the length of s as a JSON string written by marshal.
+// stringSize is the length of s as a JSON string written by marshal or
+// appendString.
 func stringSize(s string) int {
 	n := 2
 	for i := 0; i < len(s); {
