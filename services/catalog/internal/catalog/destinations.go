@@ -104,7 +104,7 @@ func (c *Catalog) CreateDestination(ctx context.Context, p *catalogv1.Principal,
 	if settings == nil {
 		settings = &structpb.Struct{Fields: map[string]*structpb.Value{}}
 	}
-	if err := validateSettings(m, settings); err != nil {
+	if err := validateSettings(m, settings, nil); err != nil {
 		return nil, err
 	}
 	now := timestamppb.New(c.now())
@@ -151,7 +151,7 @@ func (c *Catalog) UpdateDestination(ctx context.Context, p *catalogv1.Principal,
 		}
 		if req.Settings != nil {
 			d.Settings = mergeSettings(d.GetSettings(), req.GetSettings())
-			if err := validateSettings(findMeta(destinationCatalog, d.GetType()), d.Settings); err != nil {
+			if err := validateSettings(findMeta(destinationCatalog, d.GetType()), d.Settings, nil); err != nil {
 				return err
 			}
 			keys := make([]string, 0, len(req.GetSettings().GetFields()))

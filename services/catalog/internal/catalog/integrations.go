@@ -20,6 +20,10 @@ const (
 	settingBool   = "boolean"
 	settingMap    = "map"
 	settingSelect = "select"
+	// settingList is a JSON array of non-empty strings.
+	settingList = "list"
+	// settingListMap is a JSON object whose values are arrays of non-empty strings.
+	settingListMap = "list_map"
 )
 
 func opt(name, typ string, required, secret bool, desc string) *catalogv1.IntegrationOption {
@@ -121,13 +125,19 @@ var destinationCatalog = []*catalogv1.IntegrationMetadata{
 	),
 }
 
-// warehouseCatalog is the integration catalog's warehouse engines.
+// warehouseCatalog is the integration catalog's warehouse engines: the
+// engine's connection setting, then the settings every engine has
+// (warehouseOptions, validated by validateWarehouseSettings).
 var warehouseCatalog = []*catalogv1.IntegrationMetadata{
 	meta("duckdb", "DuckDB", "An embedded DuckDB database file.", []string{"Warehouse"},
-		opt("path", settingString, true, false, "Path of the database file."),
+		append([]*catalogv1.IntegrationOption{
+			opt("path", settingString, true, false, "Path of the database file."),
+		}, warehouseOptions()...)...,
 	),
 	meta("postgres", "PostgreSQL", "A PostgreSQL database.", []string{"Warehouse"},
-		opt("dsn", settingString, true, true, "Connection URL, e.g. postgres://user:pw@host:5432/db."),
+		append([]*catalogv1.IntegrationOption{
+			opt("dsn", settingString, true, true, "Connection URL, e.g. postgres://user:pw@host:5432/db."),
+		}, warehouseOptions()...)...,
 	),
 }
 
@@ -176,9 +186,14 @@ func CatalogDestinations() []*catalogv1.IntegrationMetadata { return cloneMetas(
 // CatalogWarehouses returns the warehouse engines with their settings schemas.
 func CatalogWarehouses() []*catalogv1.IntegrationMetadata { return cloneMetas(warehouseCatalog) }
 
-// validateSettings checks settings against m's schema and reports the first
-// bad field (in a stable order) as "settings.<name>".
-func validateSettings(m *catalogv1.IntegrationMetadata, s *structpb.Struct) error {
+// settingCheck is a further rule of one setting, run once its value has the
+// schema's type; field is "settings.<name>".
+type settingCheck func(field string, v *structpb.Value) error
+
+// validateSettings checks settings against m's schema, and the settings
+// named in checks against those rules too, and reports the first bad field
+// (in the schema's order) as "settings.<name>".
+func validateSettings(m *catalogv1.IntegrationMetadata, s *structpb.Struct, checks map[string]settingCheck) error {
 	fields := s.GetFields()
 	known := make([]string, 0, len(m.Options))
 	for _, o := range m.Options {
@@ -204,6 +219,11 @@ func validateSettings(m *catalogv1.IntegrationMetadata, s *structpb.Struct) erro
 		}
 		if err := checkSetting(o, v); err != nil {
 			return err
+		}
+		if check := checks[o.Name]; check != nil {
+			if err := check("settings."+o.Name, v); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -247,6 +267,38 @@ func checkSetting(o *catalogv1.IntegrationOption, v *structpb.Value) error {
 			if !isString(e) {
 				return invalid(field+"."+k, "SETTING_TYPE", "must be a string")
 			}
+		}
+	case settingList:
+		return checkNames(field, v)
+	case settingListMap:
+		obj := v.GetStructValue()
+		if obj == nil {
+			return invalid(field, "SETTING_TYPE", "must be an object of names to lists of non-empty strings, got %s", describe(v))
+		}
+		keys := make([]string, 0, len(obj.GetFields()))
+		for k := range obj.GetFields() {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if err := checkNames(field+"."+k, obj.GetFields()[k]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkNames checks that v is a list of non-empty strings; a bad element is
+// reported as field[i].
+func checkNames(field string, v *structpb.Value) error {
+	l := v.GetListValue()
+	if l == nil {
+		return invalid(field, "SETTING_TYPE", "must be a list of non-empty strings, got %s", describe(v))
+	}
+	for i, e := range l.GetValues() {
+		if !isString(e) || e.GetStringValue() == "" {
+			return invalid(fmt.Sprintf("%s[%d]", field, i), "SETTING_TYPE", "must be a non-empty string, got %s", describe(e))
 		}
 	}
 	return nil
@@ -303,5 +355,3 @@ func isNullValue(v *structpb.Value) bool {
 func unknownType(field, kind, got string, list []*catalogv1.IntegrationMetadata) error {
 	return invalid(field, strings.ToUpper(kind)+"_TYPE_UNKNOWN", "unknown %s type %q (the catalog has: %s)", kind, got, slugs(list))
 }
-
-var _ = fmt.Sprintf

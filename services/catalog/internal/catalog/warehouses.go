@@ -8,7 +8,6 @@ import (
 
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -67,11 +66,8 @@ func (c *Catalog) CreateWarehouse(ctx context.Context, p *catalogv1.Principal, r
 	if m == nil {
 		return nil, invalid("type", "WAREHOUSE_TYPE_UNKNOWN", "must be WAREHOUSE_TYPE_DUCKDB or WAREHOUSE_TYPE_POSTGRES")
 	}
-	settings := req.GetSettings()
-	if settings == nil {
-		settings = &structpb.Struct{Fields: map[string]*structpb.Value{}}
-	}
-	if err := validateSettings(m, settings); err != nil {
+	settings := withoutUnset(m, req.GetSettings())
+	if err := validateWarehouseSettings(m, settings); err != nil {
 		return nil, err
 	}
 	ids := slices.Compact(slices.Sorted(slices.Values(req.GetSourceIds())))
@@ -120,8 +116,14 @@ func (c *Catalog) UpdateWarehouse(ctx context.Context, p *catalogv1.Principal, r
 			changed["enabled"] = fmt.Sprint(w.Enabled)
 		}
 		if req.Settings != nil {
-			w.Settings = mergeSettings(w.GetSettings(), req.GetSettings())
-			if err := validateSettings(findMeta(warehouseCatalog, warehouseSlug(w.GetType())), w.Settings); err != nil {
+			m := findMeta(warehouseCatalog, warehouseSlug(w.GetType()))
+			if m == nil {
+				return invalid("type", "WAREHOUSE_TYPE_UNKNOWN", "the stored warehouse has no known type (%s), so its settings cannot be checked", w.GetType())
+			}
+			w.Settings = withoutUnset(m, mergeSettings(w.GetSettings(), req.GetSettings()))
+			// The merged settings are checked as a whole: a patch of schedule alone
+			// needs the stored interval_seconds.
+			if err := validateWarehouseSettings(m, w.Settings); err != nil {
 				return err
 			}
 			changed["settings"] = "changed"

@@ -21,12 +21,14 @@ const (
 
 // Limits of the settings.
 const (
-	MaxBatchSize   = 10000
-	MinBatchWait   = 10 * time.Millisecond
-	MaxBatchWait   = time.Minute
-	MinInterval    = time.Second
-	DefaultWindow  = time.Minute
-	defaultBatchMs = 500
+	MaxBatchSize = 10000
+	MinBatchWait = 10 * time.Millisecond
+	MaxBatchWait = time.Minute
+	MinInterval  = time.Second
+	// MaxIntervalSeconds is the longest interval a time.Duration holds (about 292 years).
+	MaxIntervalSeconds = int(math.MaxInt64 / int64(time.Second))
+	DefaultWindow      = time.Minute
+	defaultBatchMs     = 500
 )
 
 // Settings are the per-warehouse settings only Warehouse reads. They live in the Catalog
@@ -107,6 +109,8 @@ func ParseSettings(wh *catalogv1.Warehouse) (Settings, error) {
 			errs = append(errs, fmt.Errorf("interval_seconds: %w", err))
 		case time.Duration(n)*time.Second < MinInterval:
 			errs = append(errs, fmt.Errorf("interval_seconds: %d is below 1", n))
+		case n > MaxIntervalSeconds:
+			errs = append(errs, fmt.Errorf("interval_seconds: %d is above %d", n, MaxIntervalSeconds))
 		default:
 			s.Interval = time.Duration(n) * time.Second
 		}

@@ -1,11 +1,14 @@
 package pipeline
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -70,5 +73,57 @@ func TestNextBatchSize(t *testing.T) {
 				t.Fatalf("NextBatchSize(%d, %d) with batch_size %d = %d, want %d", tt.got, tt.pending, tt.batchSize, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSettingsAgreeWithCatalog runs ParseSettings over Catalog's warehouse settings cases
+// (services/catalog/internal/catalog/testdata): every setting Catalog accepts (as it stores it)
+// parses, and every one it refuses for its value fails to parse, naming the key. Catalog also
+// refuses unknown keys, which the Warehouse ignores.
+func TestSettingsAgreeWithCatalog(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../../catalog/internal/catalog/testdata/warehouse_settings_cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name     string         `json:"name"`
+		Settings map[string]any `json:"settings"`
+		Stored   map[string]any `json:"stored"`
+		Field    string         `json:"field"`
+		Rule     string         `json:"rule"`
+	}
+	if err := json.Unmarshal(raw, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 40 {
+		t.Fatalf("%d cases, want the whole file", len(cases))
+	}
+	for _, c := range cases {
+		settings := c.Settings
+		if c.Stored != nil {
+			settings = c.Stored
+		}
+		st, err := structpb.NewStruct(settings)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		_, err = ParseSettings(&catalogv1.Warehouse{Settings: st})
+		switch {
+		case c.Field == "":
+			if err != nil {
+				t.Errorf("%s: Catalog accepts %v, ParseSettings refuses it: %v", c.Name, settings, err)
+			}
+		case c.Rule == "SETTING_UNKNOWN":
+			if err != nil {
+				t.Errorf("%s: unknown keys are ignored, got %v", c.Name, err)
+			}
+		default:
+			key := strings.TrimPrefix(c.Field, "settings.")
+			key = key[:strings.IndexFunc(key+".", func(r rune) bool { return r == '.' || r == '[' })]
+			if err == nil || !strings.Contains(err.Error(), key) {
+				t.Errorf("%s: Catalog refuses %v (%s), ParseSettings says %v", c.Name, settings, c.Field, err)
+			}
+		}
 	}
 }

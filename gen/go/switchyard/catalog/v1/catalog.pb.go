@@ -1526,8 +1526,10 @@ type IntegrationOption struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is the settings key, e.g. "url".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// type is "string", "url", "number", "boolean", "map" (string to string)
-	// or "select".
+	// type is "string", "url", "number", "boolean", "map" (string to string),
+	// "select", "list" (a list of non-empty strings) or "list_map" (names to
+	// lists of non-empty strings). A number's further rules (whole, a range)
+	// are in its description.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// required settings must be present and non-empty.
 	Required bool `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
