@@ -12,6 +12,7 @@ import (
 
 	"github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -37,6 +38,42 @@ func stageName(defs []string) string {
 // the same INSERT. conn must be inside tx (both from the caller), which commits or rolls back.
 // Rows must hold distinct keys. It returns how many rows were new.
 func MergeInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table string, key []string, cols []Column, rows [][]any) (int64, error) {
+	return bulkInsert(ctx, conn, tx, d, schema, table, key, cols, rows)
+}
+
+// InsertNew writes rows like MergeInsert, without the merge: the staged rows are inserted with a
+// plain INSERT … SELECT, and the table's unique key keeps each row once: a row whose key is
+// stored already (a redelivery) makes the statement fail, reported as ErrKeyExists (the
+// transaction is then aborted: the caller rolls back and loads the rows again with
+// MergeInsert). On DuckDB, the merge's ON CONFLICT costs more the larger the table is (about
+// 20 ms per 1,000 rows into 20,000 rows, 115 ms into 1.8 million), a plain INSERT does not
+// (about 13 ms throughout).
+func InsertNew(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table string, cols []Column, rows [][]any) (int64, error) {
+	n, err := bulkInsert(ctx, conn, tx, d, schema, table, nil, cols, rows)
+	if err != nil && isUniqueViolation(err) {
+		return 0, fmt.Errorf("%w: %w", ErrKeyExists, err)
+	}
+	return n, err
+}
+
+// isUniqueViolation reports whether err is a primary key or unique constraint violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	// DuckDB: `Constraint Error: Duplicate key "id: m-1" violates primary key constraint.`
+	var de *duckdb.Error
+	if !errors.As(err, &de) || de.Type != duckdb.ErrorTypeConstraint {
+		return false
+	}
+	msg := strings.ToLower(de.Msg)
+	return strings.Contains(msg, "duplicate key") && (strings.Contains(msg, "primary key") || strings.Contains(msg, "unique"))
+}
+
+// bulkInsert stages rows and inserts them into schema.table, skipping rows whose key exists when
+// key is set (the merge), failing on them otherwise.
+func bulkInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table string, key []string, cols []Column, rows [][]any) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
@@ -77,8 +114,10 @@ func MergeInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, sch
 		return 0, fmt.Errorf("bulk write %s.%s: %w", schema, table, err)
 	}
 	col := strings.Join(quoted, ", ")
-	merge := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) DO NOTHING",
-		QualifiedName(d, schema, table), col, col, stageTable, quoteAll(d, key))
+	merge := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", QualifiedName(d, schema, table), col, col, stageTable)
+	if key != nil {
+		merge += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quoteAll(d, key))
+	}
 	res, err := tx.ExecContext(ctx, merge)
 	if err != nil {
 		return 0, fmt.Errorf("merge into %s.%s: %w", schema, table, err)

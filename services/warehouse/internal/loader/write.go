@@ -523,10 +523,12 @@ func (t *tableRows) each(row func(i int), f func(v schema.Value), discards *[]di
 	}
 }
 
-// insert writes rows and skips ids already present; within the batch the first row for an id
-// wins. On PostgreSQL (unless merge) the rows are encoded and COPYed straight into the table
-// (sqlengine.CopyNew, which fails with sqlengine.ErrKeyExists when an id is stored already);
-// otherwise they go through the engine's bulk path and the merge (sqlengine.MergeInsert).
+// insert writes rows; within the batch the first row for an id wins. Unless merge, a stored id
+// fails the load with sqlengine.ErrKeyExists (the caller loads the batch again with merge): on
+// PostgreSQL the rows are encoded and COPYed straight into the table (sqlengine.CopyNew), on
+// DuckDB (and PostgreSQL tables made elsewhere with other types) staged by the engine's bulk path
+// and inserted without a merge (sqlengine.InsertNew). With merge, they are staged and merged
+// (sqlengine.MergeInsert), which skips ids already present.
 //
 // It returns the columns it wrote, sorted.
 func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, layout tableLayout, table string, rows []schema.Row, merge bool) (int64, []string, []discard, error) {
@@ -554,7 +556,11 @@ func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaN
 	for i, c := range t.cols {
 		typed[i] = sqlengine.Column{Name: c, Kind: t.kinds[i]}
 	}
-	n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+	if merge {
+		n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+		return n, t.cols, discards, err
+	}
+	n, err := sqlengine.InsertNew(ctx, conn, tx, l.d, schemaName, table, typed, values)
 	return n, t.cols, discards, err
 }
 
