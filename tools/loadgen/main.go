@@ -36,6 +36,14 @@
 // digits are rewritten per request (every event stays unique, so dedupe
 // and publishing do their full work); latencies go to per-worker slices.
 //
+// Each phase also prints the CPU of each process and of the rest of the
+// machine (other processes and the kernel, from /proc/stat): a phase during
+// which other processes took a large share of the cores measured the
+// machine more than Switchyard. The track phase prints its p99 and max per
+// second of due time, which tells a few stalls from a tail spread over the
+// phase. -pprof-port serves the started processes' pprof, -log-dir keeps
+// their logs (e.g. GODEBUG=gctrace=1 output).
+//
 // Memory: each process's peak RSS (VmHWM, whole process) and, sampled
 // every 250 ms from its /metrics, its peak Go heap in use
 // (go_memstats_heap_inuse_bytes): in `switchyard dev` the difference is
@@ -54,6 +62,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +84,8 @@ type config struct {
 	maxRequests          int64
 	shape                string
 	drainTimeout         time.Duration
+	pprofPort            int
+	logDir               string
 }
 
 func main() {
@@ -93,11 +105,17 @@ func main() {
 	flag.Int64Var(&c.maxRequests, "max-requests", 2_000_000, "hard bound on requests per phase")
 	flag.StringVar(&c.shape, "shape", shapeAllInOne, "what to start without -url: all-in-one (<bin> dev) or split (<bin> dev with NATS on TCP, plus <bin> ingest, which gets the load)")
 	flag.DurationVar(&c.drainTimeout, "drain-timeout", 120*time.Second, "how long to wait after the batch phase for the warehouse to load its backlog (0: do not wait)")
+	flag.IntVar(&c.pprofPort, "pprof-port", 0, "serve pprof (SWITCHYARD_PPROF_ADDR) on 127.0.0.1:<port> in the process getting the load and on <port>+1 in the split shape's dev process (0: off)")
+	flag.StringVar(&c.logDir, "log-dir", "", "keep the started processes' logs (stdout and stderr, e.g. GODEBUG=gctrace=1 output) in this directory (default: a temp dir removed at the end)")
 	flag.Parse()
 	if c.shape != shapeAllInOne && c.shape != shapeSplit {
 		fmt.Fprintf(os.Stderr, "loadgen: -shape %q must be %s or %s\n", c.shape, shapeAllInOne, shapeSplit)
 		os.Exit(2)
 	}
+	// The generator's own collections stop its senders too, and a request
+	// due meanwhile counts the pause as the server's latency: collect 4×
+	// less often (its live heap is the latencies, a few MiB).
+	debug.SetGCPercent(400)
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -155,17 +173,25 @@ func run(c config) error {
 	// phase runs one phase, prints its report and CPU, and returns its
 	// accepted events.
 	phase := func(title string, perReq int, run func() report) (accepted int64, elapsed time.Duration) {
-		s0, d0, l0 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU()
+		s0, d0, l0, m0 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU(), machineCPU()
 		r := run()
 		r.print(title, perReq)
-		s1, d1, l1 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU()
+		s1, d1, l1, m1 := cpuTime(driven.pid), cpuTime(dev.pidOrZero()), selfCPU(), machineCPU()
 		secs := r.elapsed.Seconds()
 		ok := r.statuses[200] * int64(perReq)
 		fmt.Printf("  CPU: server %.2f cores", (s1-s0).Seconds()/secs)
 		if ok > 0 && driven.pid > 0 {
 			fmt.Printf(" (%.1f µs per accepted event)", float64((s1-s0).Microseconds())/float64(ok))
 		}
-		fmt.Printf(", loadgen %.2f cores\n", (l1-l0).Seconds()/secs)
+		fmt.Printf(", loadgen %.2f cores", (l1-l0).Seconds()/secs)
+		if m1.busy > 0 {
+			// What the rest of the machine took meanwhile: the figures of a
+			// phase during which other processes took a large share of the
+			// cores say more about the machine than about Switchyard.
+			other := m1.busy - m0.busy - (s1 - s0) - (d1 - d0) - (l1 - l0)
+			fmt.Printf(", other processes %.2f cores (steal %.2f) of %d", max(0, other.Seconds())/secs, (m1.steal-m0.steal).Seconds()/secs, runtime.NumCPU())
+		}
+		fmt.Println()
 		if dev != nil {
 			fmt.Printf("  CPU: dev process %.2f cores", (d1-d0).Seconds()/secs)
 			if ok > 0 {
@@ -235,7 +261,17 @@ func start(c config) (stop func(), driven, dev *proc, err error) {
 		args = append(args, "--http-addr", httpAddr, "--grpc-addr", grpcAddr, "--log-level", "warn")
 		cmd := exec.Command(c.bin, args...)
 		cmd.Env = append(os.Environ(), "SWITCHYARD_DEV_WRITE_KEY="+c.writeKey, "SWITCHYARD_ADMIN_TOKEN=loadgen-admin-token-0123456789")
+		if c.pprofPort > 0 {
+			port := c.pprofPort
+			if name == "dev" {
+				port++
+			}
+			cmd.Env = append(cmd.Env, fmt.Sprintf("SWITCHYARD_PPROF_ADDR=127.0.0.1:%d", port))
+		}
 		logPath := filepath.Join(dir, name+".log")
+		if c.logDir != "" {
+			logPath = filepath.Join(c.logDir, name+".log")
+		}
 		logf, _ := os.Create(logPath)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		if err := cmd.Start(); err != nil {
@@ -436,7 +472,14 @@ type report struct {
 	statuses         map[int]int64
 	lat              []time.Duration
 	elapsed          time.Duration
+	// timeline is the latency percentiles per second of due time (track
+	// phase only): whether a slow tail is spread over the phase or comes
+	// from a few stalls.
+	timeline []window
 }
+
+// window holds the latencies of the requests due within one second.
+type window struct{ lat []time.Duration }
 
 func (r report) print(title string, perReq int) {
 	slices.Sort(r.lat)
@@ -451,6 +494,18 @@ func (r report) print(title string, perReq int) {
 		title, r.requests, ok, r.errors, r.statuses, r.elapsed.Seconds(),
 		float64(r.requests)/r.elapsed.Seconds(), float64(ok*int64(perReq))/r.elapsed.Seconds(),
 		ms(pct(0.50)), ms(pct(0.99)), ms(pct(1)))
+	if len(r.timeline) > 0 {
+		fmt.Printf("  per second (p99/max ms):")
+		for _, w := range r.timeline {
+			slices.Sort(w.lat)
+			if len(w.lat) == 0 {
+				fmt.Printf(" -")
+				continue
+			}
+			fmt.Printf(" %.1f/%.0f", ms(w.lat[min(len(w.lat)-1, len(w.lat)*99/100)]), ms(w.lat[len(w.lat)-1]))
+		}
+		fmt.Println()
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -460,6 +515,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 type worker struct {
 	statuses map[int]int64
 	lat      []time.Duration
+	dues     []time.Time // when each request was due (track phase: the timeline)
 	errors   int64
 	buf      []byte
 	rd       bytes.Reader
@@ -489,6 +545,9 @@ func (w *worker) send(client *http.Client, url, key string, body []byte, due tim
 		}
 	}
 	w.lat = append(w.lat, time.Since(due))
+	if w.dues != nil {
+		w.dues = append(w.dues, due)
+	}
 	w.statuses[status]++
 }
 
@@ -502,6 +561,20 @@ func merge(ws []*worker, elapsed time.Duration) report {
 		}
 	}
 	r.requests = int64(len(r.lat))
+	return r
+}
+
+// withTimeline adds r's per-second windows (by due time from t0).
+func (r report) withTimeline(ws []*worker, t0 time.Time) report {
+	for _, w := range ws {
+		for i, d := range w.dues {
+			s := int(d.Sub(t0) / time.Second)
+			for len(r.timeline) <= s {
+				r.timeline = append(r.timeline, window{})
+			}
+			r.timeline[s].lat = append(r.timeline[s].lat, w.lat[i])
+		}
+	}
 	return r
 }
 
@@ -541,6 +614,7 @@ func trackPhase(c config, client *http.Client, runID string) report {
 	var wg sync.WaitGroup
 	for i := range ws {
 		w := newWorker()
+		w.dues = make([]time.Time, 0, 1<<14)
 		ws[i] = w
 		wg.Add(1)
 		go func() {
@@ -561,7 +635,7 @@ func trackPhase(c config, client *http.Client, runID string) report {
 	}
 	close(due)
 	wg.Wait()
-	return merge(ws, time.Since(t0))
+	return merge(ws, time.Since(t0)).withTimeline(ws, t0)
 }
 
 // heapSampler polls the server's /metrics for its Go heap in use and
@@ -635,6 +709,28 @@ func cpuTime(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// machineTimes are the machine's CPU times so far, over all cores
+// (/proc/stat): busy (user, nice, system, irq, softirq) and steal (taken by
+// the hypervisor). Zero when unknown.
+type machineTimes struct{ busy, steal time.Duration }
+
+func machineCPU() machineTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return machineTimes{}
+	}
+	tick := func(i int) time.Duration {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(v) * 10 * time.Millisecond // USER_HZ is 100
+	}
+	return machineTimes{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7), steal: tick(8)}
 }
 
 // selfCPU is this process's user+system CPU time so far.
