@@ -40,6 +40,8 @@ test: test-deps ## Run every module's tests, the end-to-end ones included.
 		echo "== $$m"; \
 		(cd $$m && go test -count=1 -timeout $(TEST_TIMEOUT) ./...) || failed="$$failed $$m"; \
 	done; \
+	echo "== ./tools (load generator)"; \
+	GOWORK=off go -C tools test -count=1 ./loadgen/... || failed="$$failed ./tools"; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 .PHONY: tools
