@@ -77,13 +77,82 @@ func bulkInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, sche
 	if len(rows) == 0 {
 		return 0, nil
 	}
+	stage, err := Stage(ctx, conn, tx, d, cols, rows)
+	if err != nil {
+		return 0, fmt.Errorf("stage rows for %s.%s: %w", schema, table, err)
+	}
+	col := quoteAll(d, stage.Names)
+	merge := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", QualifiedName(d, schema, table), col, col, stage.Table)
+	if key != nil {
+		merge += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quoteAll(d, key))
+	}
+	res, err := tx.ExecContext(ctx, merge)
+	if err != nil {
+		return 0, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
+	}
+	n, _ := res.RowsAffected()
+	return n, stage.Drop(ctx)
+}
+
+// MergeInsertKeys is MergeInsert returning the key (a single column) of every row it stored, so
+// the caller knows which rows were new.
+func MergeInsertKeys(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, schema, table, key string, cols []Column, rows [][]any) ([]string, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	stage, err := Stage(ctx, conn, tx, d, cols, rows)
+	if err != nil {
+		return nil, fmt.Errorf("stage rows for %s.%s: %w", schema, table, err)
+	}
+	col := quoteAll(d, stage.Names)
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) DO NOTHING RETURNING %s",
+		QualifiedName(d, schema, table), col, col, stage.Table, d.QuoteIdent(key), d.QuoteIdent(key))
+	rs, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
+	}
+	var keys []string
+	for rs.Next() {
+		var k string
+		if err := rs.Scan(&k); err != nil {
+			_ = rs.Close()
+			return nil, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
+		}
+		keys = append(keys, k)
+	}
+	if err := errors.Join(rs.Err(), rs.Close()); err != nil {
+		return nil, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
+	}
+	return keys, stage.Drop(ctx)
+}
+
+// A Staged table holds rows written by the engine's bulk path (PostgreSQL: COPY; DuckDB: the
+// appender) in a temporary table of the caller's transaction, for a statement that reads them.
+type Staged struct {
+	// Table is the staging table's (unqualified, already quoted-safe) name.
+	Table string
+	// Names are the columns' names, in the rows' order.
+	Names []string
+	tx    *sql.Tx
+}
+
+// Drop drops the staging table, so the next table of the same transaction can stage with other
+// columns.
+func (s Staged) Drop(ctx context.Context) error {
+	if _, err := s.tx.ExecContext(ctx, "DROP TABLE "+s.Table); err != nil {
+		return fmt.Errorf("drop staging table: %w", err)
+	}
+	return nil
+}
+
+// Stage writes rows (values in cols order; nil is NULL) into a new temporary table on conn,
+// inside tx (both from the caller).
+func Stage(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, cols []Column, rows [][]any) (Staged, error) {
 	defs := make([]string, len(cols))
 	names := make([]string, len(cols))
-	quoted := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
-		quoted[i] = d.QuoteIdent(c.Name)
-		defs[i] = quoted[i] + " " + d.ColumnType(c.Kind)
+		defs[i] = d.QuoteIdent(c.Name) + " " + d.ColumnType(c.Kind)
 	}
 	stageTable := stageName(defs)
 	var create string
@@ -94,7 +163,7 @@ func bulkInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, sche
 		create = fmt.Sprintf("CREATE OR REPLACE TEMPORARY TABLE %s (%s)", stageTable, strings.Join(defs, ", "))
 	}
 	if _, err := tx.ExecContext(ctx, create); err != nil {
-		return 0, fmt.Errorf("create staging table for %s.%s: %w", schema, table, err)
+		return Staged{}, fmt.Errorf("create staging table: %w", err)
 	}
 	err := conn.Raw(func(dc any) error {
 		switch c := dc.(type) {
@@ -111,23 +180,9 @@ func bulkInsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, d Dialect, sche
 		}
 	})
 	if err != nil {
-		return 0, fmt.Errorf("bulk write %s.%s: %w", schema, table, err)
+		return Staged{}, fmt.Errorf("bulk write: %w", err)
 	}
-	col := strings.Join(quoted, ", ")
-	merge := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s", QualifiedName(d, schema, table), col, col, stageTable)
-	if key != nil {
-		merge += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quoteAll(d, key))
-	}
-	res, err := tx.ExecContext(ctx, merge)
-	if err != nil {
-		return 0, fmt.Errorf("merge into %s.%s: %w", schema, table, err)
-	}
-	n, _ := res.RowsAffected()
-	// Dropped now so the next table of the same transaction can stage with other columns.
-	if _, err := tx.ExecContext(ctx, "DROP TABLE "+stageTable); err != nil {
-		return 0, fmt.Errorf("drop staging table: %w", err)
-	}
-	return n, nil
+	return Staged{Table: stageTable, Names: names, tx: tx}, nil
 }
 
 // appendDuck appends rows to the DuckDB staging table with the appender.

@@ -71,3 +71,26 @@ func BenchmarkBuildRows(b *testing.B) {
 		l.prepare(evs, 0, now, target{}, runtime.GOMAXPROCS(0))
 	}
 }
+
+// BenchmarkLoadIdentifiesDuckDB loads batches of 1000 identify calls of 100 users into DuckDB
+// (identifies rows, and users upserted with the latest traits).
+func BenchmarkLoadIdentifiesDuckDB(b *testing.B) {
+	e, err := sqlengine.OpenDuckDB(filepath.Join(b.TempDir(), "b.duckdb"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	l := New(e, nil)
+	n := 0
+	for b.Loop() {
+		evs := make([][]byte, 1000)
+		for i := range evs {
+			evs[i] = fmt.Appendf(nil, `{"type":"identify","messageId":"id-%08d","userId":"u-%d","receivedAt":"2024-05-01T10:00:00.000Z","traits":{"plan":"p%d","seats":%d,"email":"u%d@example.com"}}`,
+				n, n%100, n%7, n%50, n%100)
+			n++
+		}
+		if _, err := l.Load(b.Context(), "bench", evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -426,3 +426,72 @@ func TestSubBatchedLoadTypesColumnsOverWholeLoad(t *testing.T) {
 		t.Fatalf("engines differ\npostgres: %.4000s\nduckdb: %.4000s", a, b)
 	}
 }
+
+// TestRepeatedIdentifyChangesNoUser loads identify calls whose messageId was loaded before (in an
+// earlier load: a resend past Ingest's dedupe window; and within one load) carrying other traits:
+// the event is stored once, so neither identifies nor users change, nor does a trait's type. The
+// users count of a load is the number of users it wrote, the same on both engines, and an event
+// older than the stored user changes nothing.
+func TestRepeatedIdentifyChangesNoUser(t *testing.T) {
+	t.Parallel()
+	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = duck.Close() })
+	identify := func(id, user, at, traits string) []byte {
+		return fmt.Appendf(nil, `{"type":"identify","messageId":%q,"userId":%q,"receivedAt":"2024-05-01T10:00:%sZ","traits":{%s}}`, id, user, at, traits)
+	}
+	loads := []struct {
+		events [][]byte
+		users  int64 // users the load wrote
+	}{
+		{[][]byte{
+			identify("i-1", "u-1", "01", `"plan":"free","seats":1`),
+			identify("i-2", "u-2", "02", `"plan":"pro"`),
+			identify("i-1", "u-1", "03", `"plan":"HACKED","seats":"many","extra":true`), // repeated within the load
+			identify("i-3", "u-1", "04", `"seats":2`),
+		}, 2},
+		{[][]byte{
+			identify("i-1", "u-1", "05", `"plan":"HACKED"`), // repeated across loads: the merge path
+			identify("i-4", "u-3", "06", `"plan":"team"`),
+			identify("i-5", "u-2", "00", `"plan":"old"`), // older than u-2's stored row
+		}, 1},
+	}
+	dumps := map[string]schemaDump{}
+	for _, e := range []sqlengine.Engine{pg, duck} {
+		name := e.Dialect().Name()
+		l := NewWithOptions(e, slog.New(slog.DiscardHandler), Options{Now: func() time.Time { return fixedNow }})
+		for i, ld := range loads {
+			res, err := l.Load(t.Context(), "reid", ld.events)
+			if err != nil {
+				t.Fatalf("%s: load %d: %v", name, i, err)
+			}
+			if res.Rows["users"] != ld.users {
+				t.Fatalf("%s: load %d wrote %d users, want %d", name, i, res.Rows["users"], ld.users)
+			}
+		}
+		dumps[name] = dumpSchema(t, e, "reid")
+	}
+	d := dumps["postgres"]
+	d.count(t, "identifies", 5)
+	d.want(t, "identifies", "i-1", "plan", "free")
+	d.count(t, "users", 3)
+	d.want(t, "users", "u-1", "plan", "free")
+	d.want(t, "users", "u-1", "seats", int64(2))
+	d.kind(t, "users", "seats", "int")
+	d.noColumn(t, "users", "extra")
+	d.want(t, "users", "u-2", "plan", "pro")
+	d.want(t, "users", "u-3", "plan", "team")
+	d.count(t, "discards", 0)
+	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
+		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
+		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
+		t.Fatalf("engines differ\npostgres: %s\nduckdb: %s", a, b)
+	}
+}

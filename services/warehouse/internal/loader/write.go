@@ -54,6 +54,7 @@ type part struct {
 	rows     map[string][]schema.Row // rows of the tables not encoded
 	repeated []bool                  // per event: its messageId came earlier in the load (nil: none did)
 	later    map[string][]schema.Row // rows of the load's later sub-batches, per table (prepared.later)
+	origin   map[string][]string     // users/accounts: the messageId of each row of rows[table]
 	general  bool                    // some table takes the general path, or there are discards
 	done     bool                    // committed
 }
@@ -162,10 +163,10 @@ func (w *partWriter) part(ctx context.Context, p *prepared) *part {
 		} else {
 			w.seen[ev.id] = struct{}{}
 		}
+		if dup {
+			continue // the event was written already: its users/accounts row too
+		}
 		for _, r := range ev.rows {
-			if dup && !owned(r.Table) {
-				continue
-			}
 			rows, ok := pt.rows[r.Table]
 			if !ok {
 				pt.order = append(pt.order, r.Table)
@@ -174,6 +175,12 @@ func (w *partWriter) part(ctx context.Context, p *prepared) *part {
 				pt.rows[r.Table] = append(rows, r)
 			} else if !ok {
 				pt.rows[r.Table] = nil // encoded: the rows are not needed
+			}
+			if owned(r.Table) {
+				if pt.origin == nil {
+					pt.origin = map[string][]string{}
+				}
+				pt.origin[r.Table] = append(pt.origin[r.Table], ev.id)
 			}
 		}
 	}
@@ -191,7 +198,7 @@ func (w *partWriter) part(ctx context.Context, p *prepared) *part {
 }
 
 // laterRows collects the rows of the sub-batches built ahead, per table, as their parts will
-// write them: without the event-table rows of messageIds that came earlier in the load.
+// write them: without the rows of messageIds that came earlier in the load.
 func (w *partWriter) laterRows(later []*prepared) map[string][]schema.Row {
 	rows := map[string][]schema.Row{}
 	seen := map[string]struct{}{} // ids of the later sub-batches
@@ -205,10 +212,11 @@ func (w *partWriter) laterRows(later []*prepared) map[string][]schema.Row {
 				_, dup = seen[ev.id]
 				seen[ev.id] = struct{}{}
 			}
+			if dup {
+				continue
+			}
 			for _, r := range ev.rows {
-				if !dup || owned(r.Table) {
-					rows[r.Table] = append(rows[r.Table], r)
-				}
+				rows[r.Table] = append(rows[r.Table], r)
 			}
 		}
 	}
@@ -238,8 +246,20 @@ func (w *partWriter) write(ctx context.Context, pt *part) error {
 				return fmt.Errorf("create schema %q: %w", w.schema, err)
 			}
 		}
+		fresh := map[string]map[string]bool{} // merge: identifies/groups ids the load stored
 		for _, table := range pt.order {
 			rows := pt.rows[table]
+			if from := ownerOf(table); owned(table) && fresh[from] != nil {
+				// After a stored id (the merge): only the users/accounts rows of events whose
+				// identifies/groups row is new are applied; the others were applied when their
+				// event was first stored.
+				rows = rows[:0:0]
+				for i, r := range pt.rows[table] {
+					if fresh[from][pt.origin[table][i]] {
+						rows = append(rows, r)
+					}
+				}
+			}
 			if enc := p.encoded[table]; enc != nil {
 				if pt.repeated != nil { // the encoding holds a repeated messageId: write the rows again
 					rows = rowsOf(p, table, pt.repeated)
@@ -265,9 +285,16 @@ func (w *partWriter) write(ctx context.Context, pt *part) error {
 			var d []discard
 			var n int64
 			if owned(table) {
-				n, d, err = l.upsert(ctx, tx, w.schema, staged[table].cols, table, trows)
+				n, d, err = l.upsert(ctx, conn, tx, w.schema, staged[table].cols, table, trows)
 			} else {
-				n, used[table], d, err = l.insert(ctx, conn, tx, w.schema, staged[table], table, trows, w.merge)
+				var ids []string
+				n, used[table], ids, d, err = l.insert(ctx, conn, tx, w.schema, staged[table], table, trows, w.merge)
+				if ids != nil {
+					fresh[table] = make(map[string]bool, len(ids))
+					for _, id := range ids {
+						fresh[table][id] = true
+					}
+				}
 			}
 			if err != nil {
 				return err
@@ -314,6 +341,17 @@ func rowsOf(p *prepared, table string, repeated []bool) []schema.Row {
 		}
 	}
 	return rows
+}
+
+// ownerOf is the event table whose events make the rows of an owned table.
+func ownerOf(table string) string {
+	switch table {
+	case schema.TableUsers:
+		return schema.TableIdentifies
+	case schema.TableAccounts:
+		return schema.TableGroups
+	}
+	return ""
 }
 
 // owned reports whether table holds one upserted row per user or account rather than one row
@@ -531,37 +569,44 @@ func (t *tableRows) each(row func(i int), f func(v schema.Value), discards *[]di
 // (sqlengine.MergeInsert), which skips ids already present.
 //
 // It returns the columns it wrote, sorted.
-func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, layout tableLayout, table string, rows []schema.Row, merge bool) (int64, []string, []discard, error) {
+func (l *Loader) insert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, layout tableLayout, table string, rows []schema.Row, merge bool) (n int64, cols []string, stored []string, discards []discard, err error) {
 	t := layoutRows(table, layout.cols, rows)
-	var discards []discard
 	if l.d.Name() == "postgres" && layout.exact && !merge && !l.opts.MultiRowInsert {
 		d := &l.copyData
 		d.Reset()
 		t.each(func(int) { d.StartRow(len(t.cols)) }, func(v schema.Value) { writeCopy(d, v) }, &discards)
-		n, err := sqlengine.CopyNew(ctx, conn, schemaName, table, t.cols, d)
+		n, err = sqlengine.CopyNew(ctx, conn, schemaName, table, t.cols, d)
 		if d.Len() > maxPooledCopyData {
 			*d = sqlengine.CopyData{} // one huge batch must not pin its buffer
 		}
-		return n, t.cols, discards, err
+		return n, t.cols, nil, discards, err
 	}
 	values := make([][]any, 0, len(t.rows))
 	t.each(func(int) { values = append(values, make([]any, 0, len(t.cols))) }, func(v schema.Value) {
 		values[len(values)-1] = append(values[len(values)-1], v.Any())
 	}, &discards)
 	if l.opts.MultiRowInsert {
-		n, err := l.multiRowInsert(ctx, tx, schemaName, table, t.cols, values)
-		return n, t.cols, discards, err
+		n, err = l.multiRowInsert(ctx, tx, schemaName, table, t.cols, values)
+		return n, t.cols, nil, discards, err
 	}
 	typed := make([]sqlengine.Column, len(t.cols))
 	for i, c := range t.cols {
 		typed[i] = sqlengine.Column{Name: c, Kind: t.kinds[i]}
 	}
-	if merge {
-		n, err := sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
-		return n, t.cols, discards, err
+	switch {
+	case merge && (table == schema.TableIdentifies || table == schema.TableGroups):
+		// The users/accounts rows of these events are applied only for the ids stored now.
+		stored, err = sqlengine.MergeInsertKeys(ctx, conn, tx, l.d, schemaName, table, "id", typed, values)
+		if stored == nil && err == nil {
+			stored = []string{}
+		}
+		return int64(len(stored)), t.cols, stored, discards, err
+	case merge:
+		n, err = sqlengine.MergeInsert(ctx, conn, tx, l.d, schemaName, table, []string{"id"}, typed, values)
+	default:
+		n, err = sqlengine.InsertNew(ctx, conn, tx, l.d, schemaName, table, typed, values)
 	}
-	n, err := sqlengine.InsertNew(ctx, conn, tx, l.d, schemaName, table, typed, values)
-	return n, t.cols, discards, err
+	return n, t.cols, nil, discards, err
 }
 
 // writeCopy encodes v (of its column's kind, or NULL) for sqlengine.CopyNew.
@@ -621,11 +666,16 @@ func (l *Loader) multiRowInsert(ctx context.Context, tx *sql.Tx, schemaName, tab
 	return total, nil
 }
 
-// upsert applies users or accounts rows one at a time, in received_at order: each row overwrites
-// the traits it carries and leaves the others, so a user (account) holds the latest non-null value
-// of every trait. A row older (by received_at) than the stored one changes nothing, so a
-// redelivered old identify cannot roll a user back.
-func (l *Loader) upsert(ctx context.Context, tx *sql.Tx, schemaName string, kinds tableColumns, tableName string, rows []schema.Row) (int64, []discard, error) {
+// upsert writes the users or accounts rows of a load: one row per id holding, per column, the
+// value of the latest event (by received_at) that set it, where an event older than the stored
+// row changes nothing. As if each row, in received_at order, were applied with
+// "INSERT … ON CONFLICT (id) DO UPDATE SET <its columns> WHERE stored.received_at <= its
+// received_at", in three statements whatever the number of rows: the rows are folded per id (a
+// column's value and the received_at of the row that set it), staged, then the stored ids are
+// updated column by column (a column takes the new value when the row that set it is not older
+// than the stored row) and the new ids inserted. A statement per row cost DuckDB ~6 ms each.
+// It returns how many ids it wrote (new, or stored and not newer than the load's rows).
+func (l *Loader) upsert(ctx context.Context, conn *sql.Conn, tx *sql.Tx, schemaName string, kinds tableColumns, tableName string, rows []schema.Row) (int64, []discard, error) {
 	received := func(r schema.Row) time.Time {
 		v, _ := r.Get("received_at")
 		if v.Kind() != sqlengine.KindTimestamp {
@@ -634,36 +684,98 @@ func (l *Loader) upsert(ctx context.Context, tx *sql.Tx, schemaName string, kind
 		return v.Time()
 	}
 	slices.SortStableFunc(rows, func(a, b schema.Row) int { return received(a).Compare(received(b)) })
-	table := sqlengine.QualifiedName(l.d, schemaName, tableName)
-	self := l.d.QuoteIdent(tableName)
-	recv := l.d.QuoteIdent("received_at")
-	var discards []discard
-	var total int64
+	// cols are the rows' columns but id, sorted; per id, vals[j] and at[j] are column j's value
+	// and the received_at of the row that set it (nil: no row did).
+	used := map[string]struct{}{}
 	for _, r := range rows {
-		t := layoutRows(tableName, kinds, []schema.Row{r})
-		quoted := make([]string, len(t.cols))
-		ph := make([]string, len(t.cols))
-		var set []string
-		for i, c := range t.cols {
-			quoted[i] = l.d.QuoteIdent(c)
-			ph[i] = l.d.Placeholder(i + 1)
-			if c != "id" {
-				set = append(set, fmt.Sprintf("%s = EXCLUDED.%s", quoted[i], quoted[i]))
-			}
+		for _, c := range r.Columns[1:] {
+			used[c.Name] = struct{}{}
 		}
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s WHERE %s.%s IS NULL OR %s.%s <= EXCLUDED.%s",
-			table, strings.Join(quoted, ", "), strings.Join(ph, ", "), l.d.QuoteIdent("id"),
-			strings.Join(set, ", "), self, recv, self, recv, recv)
-		var args []any
-		t.each(func(int) {}, func(v schema.Value) { args = append(args, v.Any()) }, &discards)
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return 0, nil, fmt.Errorf("upsert into %s: %w", table, err)
-		}
-		n, _ := res.RowsAffected()
-		total += n
 	}
-	return total, discards, nil
+	cols := slices.Sorted(maps.Keys(used))
+	pos := make(map[string]int, len(cols))
+	for j, c := range cols {
+		pos[c] = j
+	}
+	type folded struct{ vals, at []any }
+	byID := map[string]*folded{}
+	var ids []string
+	var discards []discard
+	for _, r := range rows {
+		id := r.ID()
+		f := byID[id]
+		if f == nil {
+			f = &folded{vals: make([]any, len(cols)), at: make([]any, len(cols))}
+			byID[id] = f
+			ids = append(ids, id)
+		}
+		var at any
+		if t := received(r); !t.IsZero() {
+			at = t
+		}
+		for _, c := range r.Columns[1:] {
+			j := pos[c.Name]
+			v, err := cast(c.Value, kinds[c.Name])
+			if err != nil {
+				discards = append(discards, castDiscard(r, c.Name, c.Value, err))
+			}
+			f.vals[j], f.at[j] = v.Any(), at
+		}
+	}
+	stageCols := []sqlengine.Column{{Name: "id", Kind: sqlengine.KindString}}
+	for j, c := range cols {
+		stageCols = append(stageCols, sqlengine.Column{Name: fmt.Sprintf("v%d", j), Kind: kinds[c]},
+			sqlengine.Column{Name: fmt.Sprintf("a%d", j), Kind: sqlengine.KindTimestamp})
+	}
+	staged := make([][]any, 0, len(ids))
+	for _, id := range ids {
+		f := byID[id]
+		row := make([]any, 0, 1+2*len(cols))
+		row = append(row, id)
+		for j := range cols {
+			row = append(row, f.vals[j], f.at[j])
+		}
+		staged = append(staged, row)
+	}
+	stage, err := sqlengine.Stage(ctx, conn, tx, l.d, stageCols, staged)
+	if err != nil {
+		return 0, nil, fmt.Errorf("upsert into %s.%s: %w", schemaName, tableName, err)
+	}
+	table := sqlengine.QualifiedName(l.d, schemaName, tableName)
+	q := l.d.QuoteIdent
+	recv := "u." + q("received_at")
+	sets := make([]string, len(cols))
+	for j, c := range cols {
+		a := "s." + q(fmt.Sprintf("a%d", j))
+		sets[j] = fmt.Sprintf("%s = CASE WHEN %s IS NOT NULL AND (%s IS NULL OR %s <= %s) THEN s.%s ELSE u.%s END",
+			q(c), a, recv, recv, a, q(fmt.Sprintf("v%d", j)), q(c))
+	}
+	// An id is written when some row of it is not older than the stored row: the row that set
+	// received_at is the latest.
+	newer := "TRUE"
+	if j, ok := pos["received_at"]; ok {
+		newer = fmt.Sprintf("(%s IS NULL OR %s <= s.%s)", recv, recv, q(fmt.Sprintf("a%d", j)))
+	}
+	update := fmt.Sprintf("UPDATE %s AS u SET %s FROM %s AS s WHERE u.%s = s.%s AND %s",
+		table, strings.Join(sets, ", "), stage.Table, q("id"), q("id"), newer)
+	res, err := tx.ExecContext(ctx, update)
+	if err != nil {
+		return 0, nil, fmt.Errorf("upsert into %s: %w", table, err)
+	}
+	updated, _ := res.RowsAffected()
+	names, vals := []string{q("id")}, []string{"s." + q("id")}
+	for j, c := range cols {
+		names = append(names, q(c))
+		vals = append(vals, "s."+q(fmt.Sprintf("v%d", j)))
+	}
+	insert := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS s WHERE NOT EXISTS (SELECT 1 FROM %s AS u WHERE u.%s = s.%s)",
+		table, strings.Join(names, ", "), strings.Join(vals, ", "), stage.Table, table, q("id"), q("id"))
+	res, err = tx.ExecContext(ctx, insert)
+	if err != nil {
+		return 0, nil, fmt.Errorf("upsert into %s: %w", table, err)
+	}
+	inserted, _ := res.RowsAffected()
+	return updated + inserted, discards, stage.Drop(ctx)
 }
 
 // discardColumns is the discards table's layout.
