@@ -3,6 +3,7 @@ package sqlengine
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,16 +198,27 @@ func QueryReadOnly(ctx context.Context, e Engine, query string, maxRows int) (co
 	if maxRows <= 0 {
 		maxRows = DefaultMaxRows
 	}
-	var opts *sql.TxOptions
-	if e.Dialect().Name() == "postgres" {
-		opts = &sql.TxOptions{ReadOnly: true}
+	conn, err := e.DB().Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("begin read-only query: %w", err)
 	}
-	return queryRolledBack(ctx, e.DB(), opts, query, maxRows)
+	defer func() { _ = conn.Close() }()
+	if e.Dialect().Name() != "postgres" {
+		return queryRolledBack(ctx, conn, nil, query, maxRows)
+	}
+	columns, rows, err = queryRolledBack(ctx, conn, &sql.TxOptions{ReadOnly: true}, query, maxRows)
+	// A rollback ends everything a statement did but session-level advisory locks
+	// (pg_advisory_lock is a SELECT): release them before the connection goes back to the pool,
+	// or drop the connection.
+	if _, uerr := conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock_all()"); uerr != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return columns, rows, err
 }
 
 // queryRolledBack runs query inside a transaction that it always rolls back.
-func queryRolledBack(ctx context.Context, db *sql.DB, opts *sql.TxOptions, query string, maxRows int) ([]string, [][]any, error) {
-	tx, err := db.BeginTx(ctx, opts)
+func queryRolledBack(ctx context.Context, conn *sql.Conn, opts *sql.TxOptions, query string, maxRows int) ([]string, [][]any, error) {
+	tx, err := conn.BeginTx(ctx, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("begin read-only query: %w", err)
 	}

@@ -139,7 +139,12 @@ func TestQueryReadOnly(t *testing.T) {
 	})
 
 	t.Run("a write past the guard is rolled back", func(t *testing.T) {
-		if _, _, err := queryRolledBack(ctx, e.DB(), nil, `DELETE FROM s."user" RETURNING id`, 10); err != nil {
+		conn, err := e.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, _, err := queryRolledBack(ctx, conn, nil, `DELETE FROM s."user" RETURNING id`, 10); err != nil {
 			t.Fatal(err)
 		}
 		if n := count(t, e); n != 1 {
