@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	catalogv1 "github.com/switchyardhq/switchyard/gen/go/switchyard/catalog/v1"
@@ -51,6 +53,54 @@ var warehouseChecks = map[string]settingCheck{
 	"batch_size":       wholeNumber(1, 10000),
 	"batch_wait_ms":    wholeNumber(10, 60000),
 	"interval_seconds": wholeNumber(1, maxIntervalSeconds),
+	"disabled_tables":  warehouseNames("table"),
+	"disabled_columns": disabledColumns,
+}
+
+// warehouseName reports whether name is a table or column name as the
+// warehouse writes it (snake_case: lower-case letters, digits and _). Any
+// other name could never match, so selective sync would silently do nothing.
+func warehouseName(name string) bool {
+	for _, r := range name {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return name != ""
+}
+
+// warehouseNames is the rule of a list of table (or column) names.
+func warehouseNames(what string) settingCheck {
+	return func(field string, v *structpb.Value) error {
+		for i, e := range v.GetListValue().GetValues() {
+			if n := e.GetStringValue(); !warehouseName(n) {
+				return invalid(fmt.Sprintf("%s[%d]", field, i), "SETTING_NAME",
+					"must be a %s name as the warehouse writes it (lower-case letters, digits and _, e.g. order_completed), got %q", what, n)
+			}
+		}
+		return nil
+	}
+}
+
+// disabledColumns is the rule of disabled_columns: table names (or "*")
+// to lists of column names.
+func disabledColumns(field string, v *structpb.Value) error {
+	fields := v.GetStructValue().GetFields()
+	tables := make([]string, 0, len(fields))
+	for t := range fields {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		if t != "*" && !warehouseName(t) {
+			return invalid(field, "SETTING_NAME",
+				"keys must be table names as the warehouse writes them (lower-case letters, digits and _, e.g. order_completed) or \"*\", got %q", t)
+		}
+		if err := warehouseNames("column")(field+"."+t, fields[t]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wholeNumber is the rule of a setting that is a whole number from lo to hi:
