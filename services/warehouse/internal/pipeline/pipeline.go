@@ -54,6 +54,10 @@ const (
 // ErrUnknownWarehouse is returned for a warehouse this process does not run.
 var ErrUnknownWarehouse = errors.New("warehouse is not running")
 
+// ErrDisabled is returned for a warehouse Catalog holds as disabled (enabled: false): it runs
+// nowhere until it is enabled again.
+var ErrDisabled = errors.New("warehouse is disabled; enable it (PATCH enabled: true) to sync or query it")
+
 // Manager keeps one loader per enabled warehouse.
 type Manager struct {
 	js      natsjs.JetStream
@@ -65,6 +69,8 @@ type Manager struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker
+	// disabled holds the ids of the warehouses the configuration holds as disabled.
+	disabled map[string]bool
 	// reconciled is set once the first configuration has been applied, so
 	// readiness never reports warehouses that are not open yet.
 	reconciled bool
@@ -135,6 +141,7 @@ func (m *Manager) historyStore(ctx context.Context) history.Store {
 // Reconcile starts, restarts and stops loaders to match snaps.
 func (m *Manager) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSnapshot) {
 	want := map[string]*catalogv1.Warehouse{}
+	disabled := map[string]bool{}
 	slugs := map[string]map[string]string{}
 	for _, s := range snaps {
 		bySource := map[string]string{}
@@ -143,6 +150,7 @@ func (m *Manager) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSnapsh
 		}
 		for _, wh := range s.GetWarehouses() {
 			if !wh.GetEnabled() {
+				disabled[wh.GetId()] = true
 				continue
 			}
 			want[wh.GetId()] = wh
@@ -158,6 +166,7 @@ func (m *Manager) Reconcile(ctx context.Context, snaps []*catalogv1.ConfigSnapsh
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	defer func() { m.reconciled = true }()
+	m.disabled = disabled
 	for id, w := range m.workers {
 		if nw, ok := want[id]; ok && proto.Equal(nw, w.wh) && sameSlugs(slugs[id], w.slugs) {
 			continue
@@ -222,6 +231,8 @@ func (m *Manager) Engine(id string) (sqlengine.Engine, error) {
 	defer m.mu.Unlock()
 	w, ok := m.workers[id]
 	switch {
+	case !ok && m.disabled[id]:
+		return nil, fmt.Errorf("warehouse %s: %w", id, ErrDisabled)
 	case !ok:
 		return nil, fmt.Errorf("warehouse %s: %w", id, ErrUnknownWarehouse)
 	case w.openErr != nil:
@@ -252,6 +263,8 @@ func (m *Manager) SyncNow(id string) (schedule string, started bool, err error) 
 	defer m.mu.Unlock()
 	w, ok := m.workers[id]
 	switch {
+	case !ok && m.disabled[id]:
+		return "", false, fmt.Errorf("warehouse %s: %w", id, ErrDisabled)
 	case !ok:
 		return "", false, fmt.Errorf("warehouse %s: %w", id, ErrUnknownWarehouse)
 	case w.openErr != nil:

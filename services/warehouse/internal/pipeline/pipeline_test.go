@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -340,5 +341,33 @@ func TestPacksAndSingleEventsLoadOnceOnBothEngines(t *testing.T) {
 				return false, fmt.Sprintf("%+v", syncs)
 			})
 		})
+	}
+}
+
+// TestDisabledWarehouseIsNotUnavailable checks that a warehouse Catalog holds as disabled answers
+// "sync now" and queries with ErrDisabled (the server's 400 WAREHOUSE_DISABLED: retrying does not
+// help), an unknown one with ErrUnknownWarehouse (503: it may not run here yet), and that enabling
+// it again makes it run.
+func TestDisabledWarehouseIsNotUnavailable(t *testing.T) {
+	t.Parallel()
+	wh := warehouse("wh-off", catalogv1.WarehouseType_WAREHOUSE_TYPE_DUCKDB, map[string]any{
+		"path": filepath.Join(t.TempDir(), "w.duckdb"), "schedule": "interval", "interval_seconds": 3600,
+	})
+	wh.Enabled = false
+	e := newEnv(t)
+	e.start(wh)
+	if _, _, err := e.mgr.SyncNow(wh.GetId()); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("SyncNow of a disabled warehouse: %v, want ErrDisabled", err)
+	}
+	if _, err := e.mgr.Engine(wh.GetId()); !errors.Is(err, ErrDisabled) {
+		t.Fatalf("Engine of a disabled warehouse: %v, want ErrDisabled", err)
+	}
+	if _, err := e.mgr.Engine("wh-unknown"); !errors.Is(err, ErrUnknownWarehouse) || errors.Is(err, ErrDisabled) {
+		t.Fatalf("Engine of an unknown warehouse: %v, want ErrUnknownWarehouse", err)
+	}
+	wh.Enabled = true
+	e.start(wh)
+	if _, started, err := e.mgr.SyncNow(wh.GetId()); err != nil || !started {
+		t.Fatalf("SyncNow after enabling: %v, %v", started, err)
 	}
 }

@@ -66,6 +66,16 @@ func (s *Server) ListSyncs(ctx context.Context, req *warehousev1.ListSyncsReques
 	return resp, nil
 }
 
+// unavailable is the answer for a warehouse that cannot sync or be queried: a disabled one is the
+// caller's choice (400 FAILED_PRECONDITION: retrying does not help); otherwise it does not run
+// here yet or its database cannot be opened (503: retry).
+func unavailable(err error) error {
+	if errors.Is(err, pipeline.ErrDisabled) {
+		return status.Error(codes.FailedPrecondition, "WAREHOUSE_DISABLED", err.Error(), nil)
+	}
+	return status.Error(codes.Unavailable, "WAREHOUSE_UNAVAILABLE", err.Error(), nil)
+}
+
 // RunSync implements the RPC ("sync now").
 func (s *Server) RunSync(ctx context.Context, req *warehousev1.RunSyncRequest) (*warehousev1.RunSyncResponse, error) {
 	if err := s.authorize(ctx, req.GetWarehouseId()); err != nil {
@@ -73,7 +83,7 @@ func (s *Server) RunSync(ctx context.Context, req *warehousev1.RunSyncRequest) (
 	}
 	schedule, started, err := s.Manager.SyncNow(req.GetWarehouseId())
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, "WAREHOUSE_UNAVAILABLE", err.Error(), nil)
+		return nil, unavailable(err)
 	}
 	return &warehousev1.RunSyncResponse{Schedule: schedule, Started: started}, nil
 }
@@ -114,7 +124,7 @@ func (s *Server) Query(ctx context.Context, req *warehousev1.QueryRequest) (*war
 	}
 	eng, err := s.Manager.Engine(req.GetWarehouseId())
 	if err != nil {
-		return nil, status.Error(codes.Unavailable, "WAREHOUSE_UNAVAILABLE", err.Error(), nil)
+		return nil, unavailable(err)
 	}
 	qctx, cancel := context.WithTimeout(ctx, QueryTimeout)
 	defer cancel()
