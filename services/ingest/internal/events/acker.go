@@ -42,6 +42,7 @@ type ackGroup struct {
 	size    int // messages, i.e. window slots held
 	pending int
 	failed  int
+	dups    int    // acknowledged as duplicates: stored before, within JetStream's window
 	first   string // the first refusal
 	done    chan struct{}
 }
@@ -72,6 +73,9 @@ func (a *acker) handle(m *nats.Msg) {
 		return
 	}
 	g.pending--
+	if ok && isDuplicate(m.Data) {
+		g.dups++
+	}
 	if !ok {
 		g.failed++
 		if g.first == "" {
@@ -95,6 +99,13 @@ func (a *acker) finish(g *ackGroup) {
 // ({"stream":…,"seq":…}, possibly "duplicate":true: stored before).
 func isPubAck(m *nats.Msg) bool {
 	return bytes.HasPrefix(m.Data, []byte(`{"stream":`)) && !bytes.Contains(m.Data, []byte(`"error"`))
+}
+
+// isDuplicate reports whether a PubAck says the message was stored before
+// (the server writes `"duplicate": true`).
+func isDuplicate(ack []byte) bool {
+	_, rest, found := bytes.Cut(ack, []byte(`"duplicate":`))
+	return found && bytes.HasPrefix(bytes.TrimLeft(rest, " "), []byte("true"))
 }
 
 func refusal(m *nats.Msg) string {
@@ -139,33 +150,35 @@ func (a *acker) abandon(id uint64) {
 
 // publish sends msgs (at most ackWindow) as one group and waits until
 // every message is acknowledged (nil), refused or ctx is done (an error).
-func (a *acker) publish(ctx context.Context, msgs []*nats.Msg) error {
+// dups is how many were acknowledged as duplicates (JetStream's
+// Nats-Msg-Id window: stored before, not stored again).
+func (a *acker) publish(ctx context.Context, msgs []*nats.Msg) (dups int, err error) {
 	if len(msgs) == 0 {
-		return nil
+		return 0, nil
 	}
 	if len(msgs) > ackWindow {
-		return fmt.Errorf("publish group of %d messages exceeds the window of %d", len(msgs), ackWindow)
+		return 0, fmt.Errorf("publish group of %d messages exceeds the window of %d", len(msgs), ackWindow)
 	}
 	id, g, err := a.start(ctx, len(msgs))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, m := range msgs {
 		m.Reply = g.reply
 		if err := a.nc.PublishMsg(m); err != nil {
 			a.abandon(id)
-			return fmt.Errorf("publish to %s: %w", m.Subject, err)
+			return 0, fmt.Errorf("publish to %s: %w", m.Subject, err)
 		}
 	}
 	select {
 	case <-g.done:
 		if g.failed > 0 {
-			return fmt.Errorf("%d of %d messages not stored; first: %s", g.failed, len(msgs), g.first)
+			return 0, fmt.Errorf("%d of %d messages not stored; first: %s", g.failed, len(msgs), g.first)
 		}
-		return nil
+		return g.dups, nil
 	case <-ctx.Done():
 		a.abandon(id)
-		return fmt.Errorf("wait for acknowledgements: %w", ctx.Err())
+		return 0, fmt.Errorf("wait for acknowledgements: %w", ctx.Err())
 	}
 }
 

@@ -143,10 +143,24 @@ func (p *Publisher) PublishReporting(ctx context.Context, workspaceID, sourceID 
 	defer span.End()
 	msgs := eventMsgs(ctx, subject, workspaceID, sourceID, evs)
 	span.SetAttributes(attribute.Int("switchyard.stream.messages", len(msgs)))
-	if err := acks.publish(ctx, msgs); err != nil {
+	dups, err := acks.publish(ctx, msgs)
+	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		return errors.Join(ErrUnavailable, err)
+	}
+	if dups > 0 && dups == len(msgs) {
+		// JetStream's own duplicate window (Nats-Msg-Id; 10 minutes) caught what the dedupe
+		// index did not (a window shorter than JetStream's, or a retry of a request whose
+		// first attempt was stored but not yet indexed): nothing was stored again. Reported
+		// when every message of the request was a duplicate (the ack does not say which pack
+		// of a request split into several was).
+		p.duplicates.Add(int64(len(evs)))
+		if seenBefore != nil {
+			for _, ev := range evs {
+				seenBefore(ev.MessageID)
+			}
+		}
 	}
 	if p.Dedupe != nil {
 		p.Dedupe.add(keys)

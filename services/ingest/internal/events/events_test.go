@@ -437,3 +437,37 @@ func TestDedupeRemembersAcrossRestarts(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want 2", info.State.Msgs)
 	}
 }
+
+// TestJetStreamDuplicatesAreReported publishes requests a second time past the dedupe index (a
+// publisher without one, as with a window shorter than JetStream's): JetStream's Nats-Msg-Id
+// window stores nothing again, and the publisher reports the events as duplicates instead of
+// accepted — a single event and a batch (one pack) alike. New events are not.
+func TestJetStreamDuplicatesAreReported(t *testing.T) {
+	t.Parallel()
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{JS: conn.JS}
+	for _, evs := range [][]tracking.Event{trackEvents("one", 1), trackEvents("many", 5)} {
+		var seen []string
+		report := func(id string) { seen = append(seen, id) }
+		if err := p.PublishReporting(t.Context(), "ws-1", "src-1", evs, report); err != nil || len(seen) != 0 {
+			t.Fatalf("first publish of %d events: %v, reported %v", len(evs), err, seen)
+		}
+		before := p.Duplicates()
+		if err := p.PublishReporting(t.Context(), "ws-1", "src-1", evs, report); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != len(evs) || seen[0] != evs[0].MessageID || p.Duplicates()-before != int64(len(evs)) {
+			t.Fatalf("second publish of %d events: reported %v, duplicates +%d", len(evs), seen, p.Duplicates()-before)
+		}
+	}
+	info, err := conn.JS.Stream(t.Context(), streams.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("EVENTS holds %d messages, want 2 (one per first request)", n)
+	}
+}
