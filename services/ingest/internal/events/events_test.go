@@ -29,6 +29,27 @@ func trackEvents(prefix string, n int) []tracking.Event {
 	return evs
 }
 
+// eventsNATS starts an embedded NATS server with Switchyard's streams.
+func eventsNATS(t *testing.T) *jetstream.Conn {
+	t.Helper()
+	_, conn := testenv.NATS(t)
+	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// newTestDedupe opens a dedupe index, closed when t ends.
+func newTestDedupe(t *testing.T, conn *jetstream.Conn, opts DedupeOptions) *Dedupe {
+	t.Helper()
+	dd, err := NewDedupe(t.Context(), conn.JS, opts, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dd.Close() })
+	return dd
+}
+
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -42,15 +63,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPublishStoresARequestAsOneMessage(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
-	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16, Dir: t.TempDir()}, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dd.Close() })
+	conn := eventsNATS(t)
+	dd := newTestDedupe(t, conn, DedupeOptions{FilterBits: 1 << 16, Dir: t.TempDir()})
 	p := &Publisher{JS: conn.JS, Dedupe: dd}
 	evs := trackEvents("h", 250)
 	if err := p.Publish(t.Context(), "ws-1", "src-1", evs); err != nil {
@@ -143,15 +157,8 @@ func TestPublishStoresARequestAsOneMessage(t *testing.T) {
 }
 
 func TestMessageIDsAHeaderCannotCarryAreStoredExactly(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
-	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16}, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dd.Close() })
+	conn := eventsNATS(t)
+	dd := newTestDedupe(t, conn, DedupeOptions{FilterBits: 1 << 16})
 	p := &Publisher{JS: conn.JS, Dedupe: dd}
 	// Pairs a NATS header would turn into the same value (CR/LF become
 	// spaces, surrounding white space is trimmed): every one is a distinct
@@ -197,10 +204,7 @@ func TestMessageIDsAHeaderCannotCarryAreStoredExactly(t *testing.T) {
 }
 
 func TestPublishSplitsLargeRequestsIntoPacksThatFit(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
+	conn := eventsNATS(t)
 	p := &Publisher{JS: conn.JS}
 	// 2,500 events of ~1 KB: 2.5 MB, beyond one message (the server's
 	// max_payload is 1 MiB).
@@ -249,10 +253,7 @@ func TestPublishSplitsLargeRequestsIntoPacksThatFit(t *testing.T) {
 }
 
 func TestPublishKeepsEachPackIndexWithinJetStreamsHeaderLimit(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
+	conn := eventsNATS(t)
 	p := &Publisher{JS: conn.JS}
 	// 2,500 small events with 100-character messageIds (some needing JSON
 	// escapes): the index, not the body, decides the split.
@@ -292,15 +293,8 @@ func TestPublishKeepsEachPackIndexWithinJetStreamsHeaderLimit(t *testing.T) {
 }
 
 func TestConcurrentRequestsWithTheSameIDStoreItOnce(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
-	dd, err := NewDedupe(t.Context(), conn.JS, DedupeOptions{FilterBits: 1 << 16}, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dd.Close() })
+	conn := eventsNATS(t)
+	dd := newTestDedupe(t, conn, DedupeOptions{FilterBits: 1 << 16})
 	p := &Publisher{JS: conn.JS, Dedupe: dd}
 	const n = 16
 	errs := make(chan error, n)
@@ -404,10 +398,7 @@ func runDedupe(t *testing.T, conn *jetstream.Conn, dir string) (*Dedupe, func())
 }
 
 func TestDedupeRemembersAcrossRestarts(t *testing.T) {
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
+	conn := eventsNATS(t)
 	dir := t.TempDir()
 	dd, stop := runDedupe(t, conn, dir)
 	p := &Publisher{JS: conn.JS, Dedupe: dd}
@@ -444,10 +435,7 @@ func TestDedupeRemembersAcrossRestarts(t *testing.T) {
 // accepted — a single event and a batch (one pack) alike. New events are not.
 func TestJetStreamDuplicatesAreReported(t *testing.T) {
 	t.Parallel()
-	_, conn := testenv.NATS(t)
-	if err := streams.Ensure(t.Context(), conn.JS, streams.DefaultOptions); err != nil {
-		t.Fatal(err)
-	}
+	conn := eventsNATS(t)
 	p := &Publisher{JS: conn.JS}
 	for _, evs := range [][]tracking.Event{trackEvents("one", 1), trackEvents("many", 5)} {
 		var seen []string

@@ -2,11 +2,8 @@ package loader
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -154,16 +151,7 @@ func mixedEvent(id string, i int) []byte {
 // first wins), sub-batches written in parallel transactions, and a redelivered batch.
 func TestEncodedCopyMatchesGeneralPath(t *testing.T) {
 	t.Parallel()
-	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = duck.Close() })
+	pg, duck := bothEngines(t)
 
 	batch := func(from, n int) [][]byte {
 		var evs [][]byte
@@ -225,11 +213,7 @@ func TestEncodedCopyMatchesGeneralPath(t *testing.T) {
 	d.want(t, "discards", "order_done|total|m-0605", "value", "n/a")
 	d.want(t, "order_done", "m-0600", "name", nil)
 	d.want(t, "order_done", "m-7000", "coupon", "SAVE10")
-	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
-		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
-		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
-		t.Fatalf("engines differ\npostgres: %s\nduckdb: %s", a, b)
-	}
+	sameDumps(t, dumps)
 }
 
 // TestFailedPartIsReloadedOnce checks loads whose later sub-batch fails after earlier ones
@@ -326,16 +310,7 @@ func TestSubBatches(t *testing.T) {
 // column and a table in its middle, and the two engines must hold identical tables.
 func TestSubBatchedLoadTypesColumnsOverWholeLoad(t *testing.T) {
 	t.Parallel()
-	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = duck.Close() })
+	pg, duck := bothEngines(t)
 
 	track := func(id, event, props string) []byte {
 		return fmt.Appendf(nil, `{"type":"track","messageId":%q,"userId":"u-1","event":%q,"receivedAt":"2024-05-01T10:00:00.000Z","properties":{%s}}`, id, event, props)
@@ -420,11 +395,7 @@ func TestSubBatchedLoadTypesColumnsOverWholeLoad(t *testing.T) {
 	d.want(t, "users", "u-2200", "score", 7.25)
 	d.count(t, "mix", 2500-2-1+6000-2) // two identifies, one repeated id; two Late Events
 	d.count(t, "discards", 0)
-	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
-		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
-		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
-		t.Fatalf("engines differ\npostgres: %.4000s\nduckdb: %.4000s", a, b)
-	}
+	sameDumps(t, dumps)
 }
 
 // TestRepeatedIdentifyChangesNoUser loads identify calls whose messageId was loaded before (in an
@@ -434,16 +405,7 @@ func TestSubBatchedLoadTypesColumnsOverWholeLoad(t *testing.T) {
 // older than the stored user changes nothing.
 func TestRepeatedIdentifyChangesNoUser(t *testing.T) {
 	t.Parallel()
-	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Close() })
-	duck, err := sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = duck.Close() })
+	pg, duck := bothEngines(t)
 	identify := func(id, user, at, traits string) []byte {
 		return fmt.Appendf(nil, `{"type":"identify","messageId":%q,"userId":%q,"receivedAt":"2024-05-01T10:00:%sZ","traits":{%s}}`, id, user, at, traits)
 	}
@@ -489,9 +451,5 @@ func TestRepeatedIdentifyChangesNoUser(t *testing.T) {
 	d.want(t, "users", "u-2", "plan", "pro")
 	d.want(t, "users", "u-3", "plan", "team")
 	d.count(t, "discards", 0)
-	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
-		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
-		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
-		t.Fatalf("engines differ\npostgres: %s\nduckdb: %s", a, b)
-	}
+	sameDumps(t, dumps)
 }

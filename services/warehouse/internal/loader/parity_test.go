@@ -141,6 +141,33 @@ func (d schemaDump) noColumn(t *testing.T, table string, columns ...string) {
 	}
 }
 
+// bothEngines opens the machine's PostgreSQL (a fresh database) and an embedded DuckDB, closed
+// when t ends.
+func bothEngines(t *testing.T) (pg, duck sqlengine.Engine) {
+	t.Helper()
+	pg, err := sqlengine.OpenPostgres(testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Close() })
+	duck, err = sqlengine.OpenDuckDB(filepath.Join(t.TempDir(), "w.duckdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = duck.Close() })
+	return pg, duck
+}
+
+// sameDumps fails t unless both engines hold identical tables.
+func sameDumps(t *testing.T, dumps map[string]schemaDump) {
+	t.Helper()
+	if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
+		a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
+		b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
+		t.Fatalf("engines differ\npostgres: %.8000s\nduckdb: %.8000s", a, b)
+	}
+}
+
 // parityCase is one warehouse case: loads run in order (each one Load call holding the events),
 // then check runs on the dump of each engine, and the two dumps must be identical.
 type parityCase struct {
@@ -421,11 +448,7 @@ func TestWarehouseCasesOnBothEngines(t *testing.T) {
 				t.Run(e.Dialect().Name(), func(t *testing.T) { c.check(t, d) })
 				dumps[e.Dialect().Name()] = d
 			}
-			if !reflect.DeepEqual(dumps["postgres"], dumps["duckdb"]) {
-				a, _ := json.MarshalIndent(dumps["postgres"], "", " ")
-				b, _ := json.MarshalIndent(dumps["duckdb"], "", " ")
-				t.Fatalf("engines differ\npostgres: %s\nduckdb: %s", a, b)
-			}
+			sameDumps(t, dumps)
 		})
 	}
 }
